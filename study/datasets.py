@@ -1,0 +1,101 @@
+"""Writing and reading the versioned datasets.
+
+Every dataset is a Parquet file whose rows carry ``device`` and ``device_slug``
+columns and whose file metadata holds the device's full environment fingerprint,
+so data from different machines merge without mixing (STYLE.md, point 7).
+
+Layout::
+
+    data/<device>/<finding>.parquet          the tidy dataset (one row per timed call / measurement)
+    data/<device>/<finding>/<table>.parquet  further tables (summaries, placements, tests)
+    data/<device>/<finding>/fingerprint.json the environment of the run
+    data/reference/<slug>/...                the same, committed from reference machines
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from study import paths
+
+FP_KEY = b"hetero_pitfalls.fingerprint"
+
+
+def _attach(df: pd.DataFrame, fingerprint: dict[str, Any]) -> pd.DataFrame:
+    df = df.copy()
+    if "device" not in df.columns:
+        df.insert(0, "device", fingerprint.get("device"))
+    if "device_slug" not in df.columns:
+        df.insert(1, "device_slug", fingerprint.get("device_slug"))
+    return df
+
+
+def write_table(df: pd.DataFrame, path: Path, fingerprint: dict[str, Any]) -> Path:
+    df = _attach(df, fingerprint)
+    # object columns holding mixed types break Arrow: store them as text
+    for c in df.columns:
+        if df[c].dtype == object:
+            kinds = {type(v) for v in df[c].dropna()}
+            if len(kinds) > 1 or (kinds and not kinds <= {str}):
+                df[c] = df[c].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[FP_KEY] = json.dumps(fingerprint, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def write_dataset(df: pd.DataFrame, device: str, finding: str, fingerprint: dict[str, Any],
+                  table: str | None = None, root: Path = paths.DATA) -> Path:
+    """The main dataset (``table=None``) or a further table of a finding."""
+    path = paths.dataset(device, finding, root) if table is None else paths.aux_dir(device, finding, root) / f"{table}.parquet"
+    return write_table(df, path, fingerprint)
+
+
+def write_fingerprint(fingerprint: dict[str, Any], device: str, finding: str, root: Path = paths.DATA) -> Path:
+    p = paths.aux_dir(device, finding, root) / "fingerprint.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(fingerprint, indent=2, default=str) + "\n")
+    return p
+
+
+def read_fingerprint(path: Path) -> dict[str, Any]:
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[FP_KEY]) if FP_KEY in meta else {}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def dataset_roots(include_reference: bool = True, extra: list[Path] | None = None) -> list[Path]:
+    """Folders holding ``<device>/<finding>.parquet``: this checkout's data, the committed
+    references, and any peer folders given."""
+    roots = [paths.DATA]
+    if include_reference and paths.REFERENCE.is_dir():
+        roots.append(paths.REFERENCE)
+    return roots + list(extra or [])
+
+
+def load_finding(finding: str, table: str | None = None, roots: list[Path] | None = None) -> pd.DataFrame:
+    """One finding's tidy data across every device found (this machine's, references,
+    peers'), with a ``source`` column saying where each row came from."""
+    frames = []
+    for root in roots or dataset_roots():
+        if not root.is_dir():
+            continue
+        for dev in sorted(p for p in root.iterdir() if p.is_dir()):
+            f = dev / f"{finding}.parquet" if table is None else dev / finding / f"{table}.parquet"
+            if f.is_file():
+                df = pd.read_parquet(f)
+                df.insert(0, "source", "reference" if root == paths.REFERENCE else
+                          ("this machine" if root == paths.DATA else str(root)))
+                frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

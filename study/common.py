@@ -121,8 +121,21 @@ def context(finding: str, params: dict[str, Any]) -> StageContext:
                         seed=int(params["seed"]), settings=settings, params=own)
 
 
+def context_from_notebook(finding: str, namespace: dict[str, Any]) -> StageContext:
+    """The stage context from a notebook's globals: the common keys plus the finding's
+    ``PARAMS`` keys, validated again (a notebook run by hand gets the same checks)."""
+    import importlib
+
+    from study.config import COMMON_KEYS, STAGE_MODULES, check_section
+
+    mod = importlib.import_module(STAGE_MODULES[finding])
+    own = check_section(finding, {k: namespace[k] for k in mod.PARAMS if k in namespace}, mod.PARAMS)
+    params = {k: namespace[k] for k in COMMON_KEYS}
+    return context(finding, {**params, **own})
+
+
 def absent_rows(availability: pd.DataFrame) -> pd.DataFrame:
     return availability[~availability["available"]].reset_index(drop=True)
 
 
-__all__ = ["AVAILABILITY_COLUMNS", "EngineUnavailable", "StageContext", "absent_rows", "context"]
+__all__ = ["AVAILABILITY_COLUMNS", "EngineUnavailable", "StageContext", "absent_rows", "context", "context_from_notebook"]

@@ -3,7 +3,7 @@
 Layout of ``params.yaml``::
 
     device: local            # or adb:SERIAL
-    profile: quick           # quick | full
+    profile: quick           # quick | full | reference (bounded-time run for reference datasets)
     seed: 20240503
     harness: {quick: {...}, full: {...}}   # study.measure.HarnessSettings per profile
     models: {...}            # the models stage
@@ -30,12 +30,13 @@ import yaml
 
 from study import paths
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "reference")
 PROCESSORS = ("cpu", "gpu", "npu")
 COMMON_KEYS = ("device", "profile", "seed", "harness")
 # stage -> module that declares PARAMS (and optionally check_params(resolved) for cross-field checks)
 STAGE_MODULES = {
     "models": "study.models.export",
+    "rigor": "study.rigor",
     "operator_support": "study.operator_support",
     "mulayer_overhead": "study.mulayer_overhead",
     "contention": "study.contention",

@@ -47,7 +47,7 @@ class HarnessSettings:
     warmup: int = 5                 # untimed inferences at the start of every block
     min_samples: int = 30           # per configuration, before the stopping rule may stop it
     max_samples: int = 300
-    max_seconds: float = 60.0       # timed seconds per configuration (sum over blocks)
+    max_seconds: float = 60.0       # timed seconds per configuration (sum over blocks), once min_samples are in
     rel_ci_halfwidth: float = 0.02  # stop when the CI half-width of the median <= this x median
     confidence: float = 0.95
     block_size: int = 10            # timed samples per visit (interleaving granularity)
@@ -234,7 +234,9 @@ def stop_reason(st: _State, s: HarnessSettings) -> str | None:
     n = len(st.samples)
     if n >= s.max_samples:
         return "max_samples"
-    if st.timed_s >= s.max_seconds:
+    # the time budget cannot cut a configuration below its minimum count: an interval of the
+    # median needs at least ~6 samples, and fewer made reruns disagree (stage rigor's coverage check)
+    if st.timed_s >= s.max_seconds and n >= s.min_samples:
         return "max_seconds"
     if n >= s.min_samples and stats.rel_halfwidth(st.samples, s.confidence) <= s.rel_ci_halfwidth:
         return "ci_width"
@@ -365,7 +367,7 @@ class Harness:
                 self.log.append({"type": "sample", "config": cfg.key, "sample": len(st.samples) - 1,
                                  "block": st.blocks, "latency_ms": dt_ms, "t_wall": self.wall(),
                                  "run_id": self.run_id, "settings_hash": h})
-                if st.timed_s >= self.s.max_seconds:
+                if st.timed_s >= self.s.max_seconds and len(st.samples) >= self.s.min_samples:
                     break
             after = self._sensors()
             self.log.append({"type": "block", "config": cfg.key, "block": st.blocks, "round": rnd, "n": len(taken),

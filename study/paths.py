@@ -22,6 +22,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 
 # One finding = one module + one notebook + one stage, all sharing one name.
 NOTEBOOK_OF_STAGE = {
+    "rigor": "00_rigor.ipynb",
     "operator_support": "01_operator_support.ipynb",
     "mulayer_overhead": "02_mulayer_overhead.ipynb",
     "contention": "03_contention.ipynb",

@@ -55,12 +55,19 @@ def test_noisy_config_runs_to_max_samples(tmp_path, fake_clock):
 
 def test_time_budget_stops_config(tmp_path, fake_clock):
     lat = list(np.random.default_rng(0).uniform(100, 900, 1000))
-    h = Harness(settings(max_seconds=1.0, max_samples=1000), RawLog(tmp_path / "r.jsonl"), clock=fake_clock(lat),
-                progress=False)
+    h = Harness(settings(max_seconds=3.0, max_samples=1000, min_samples=3), RawLog(tmp_path / "r.jsonl"),
+                clock=fake_clock(lat), progress=False)
     c, _ = cfg("a")
     df = h.run([c])
     assert df.stop_reason.iloc[0] == "max_seconds"
-    assert df.latency_ms.sum() >= 1000.0 and df.latency_ms.sum() - df.latency_ms.iloc[-1] < 1000.0
+    assert df.latency_ms.sum() >= 3000.0 and df.latency_ms.sum() - df.latency_ms.iloc[-1] < 3000.0
+
+
+def test_time_budget_never_cuts_below_min_samples(tmp_path, fake_clock):
+    h = Harness(settings(max_seconds=0.5, max_samples=1000, min_samples=12), RawLog(tmp_path / "r.jsonl"),
+                clock=fake_clock(list(np.random.default_rng(0).uniform(100, 900, 1000))), progress=False)
+    df = h.run([cfg("a")[0]])
+    assert len(df) == 12 and df.stop_reason.iloc[0] == "max_seconds"
 
 
 def test_configurations_are_interleaved_in_seeded_random_order(tmp_path, fake_clock):

@@ -34,7 +34,8 @@ class ModelSpec:
     paper_name: str = ""
     notes: str = ""
 
-    def path(self, fmt: str, root: Path = paths.ROOT) -> Path:
+    def path(self, fmt: str, root: Path | None = None) -> Path:
+        root = paths.ROOT if root is None else root
         if fmt not in self.files:
             raise ModelError(f"model {self.name!r} has no {fmt} file (formats: {sorted(self.files)})")
         return root / self.files[fmt]

@@ -1,0 +1,109 @@
+"""Reference runs: every finding's ``run(ctx)`` without papermill or DVC, for machines
+that have neither (a lent GPU box) and for committed reference datasets.
+
+  python -m study.reference --out DIR [--profile reference] [--stages rigor operator_support ...]
+
+Writes ``DIR/data/<device>/...`` and ``DIR/figures/<device>/...`` exactly as the stages
+would, plus ``DIR/reference_run.json`` (per stage: seconds, ok or the error). A stage
+that fails is reported and the others go on. ``promote`` copies such a run into
+``data/reference/<device-slug>/`` (small Parquet tables and fingerprints only).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from study import paths
+from study.config import ParamError, load_params, resolve
+
+ORDER = ("rigor", "operator_support", "mulayer_overhead", "contention", "profiling_error", "frame_reuse",
+         "cross_level")
+MAX_TABLE_BYTES = 2_000_000   # larger tables are raw traces: kept out of git
+
+
+def run_reference(out: Path, profile: str = "reference", stages: list[str] | None = None,
+                  overrides: dict | None = None) -> dict:
+    from study.common import context
+    from study.config import STAGE_MODULES
+
+    params = load_params()
+    params["profile"] = profile
+    for k, v in (overrides or {}).items():
+        params[k] = v
+    report = {"profile": profile, "stages": {}}
+    for stage in stages or ORDER:
+        t0 = time.time()
+        try:
+            mod = importlib.import_module(STAGE_MODULES[stage])
+            resolved = resolve(stage, params)
+            ctx = context(stage, resolved)
+            ctx.data_root = out / "data"
+            ctx.figures_root = out / "figures"
+            print(f"== {stage} ({profile})", flush=True)
+            mod.run(ctx)
+            report["stages"][stage] = {"ok": True, "seconds": round(time.time() - t0, 1),
+                                       "device_slug": ctx.fingerprint["device_slug"]}
+        except ModuleNotFoundError as e:
+            report["stages"][stage] = {"ok": False, "seconds": 0, "error": f"not built: {e}"}
+        except (ParamError, Exception) as e:  # report and go on
+            traceback.print_exc()
+            report["stages"][stage] = {"ok": False, "seconds": round(time.time() - t0, 1),
+                                       "error": f"{type(e).__name__}: {e}"[:2000]}
+        (out / "reference_run.json").write_text(json.dumps(report, indent=2))
+        print(f"   {stage}: {report['stages'][stage]}", flush=True)
+    return report
+
+
+def promote(run_dir: Path, device: str = "local", dest_root: Path = paths.REFERENCE) -> Path:
+    """Copy a reference run's tables into ``data/reference/<slug>/``: Parquet tables under
+    the size cap, fingerprints and the run report; raw logs stay out."""
+    src = run_dir / "data" / device
+    fps = sorted(src.glob("*/fingerprint.json"))
+    if not fps:
+        raise FileNotFoundError(f"no fingerprint under {src}")
+    slug = json.loads(fps[0].read_text())["device_slug"]
+    dest = dest_root / slug
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.rglob("*")):
+        if f.is_dir() or "raw" in f.relative_to(src).parts:
+            continue
+        if f.suffix == ".parquet" and f.stat().st_size > MAX_TABLE_BYTES:
+            print(f"skipped (too large for git: {f.stat().st_size / 1e6:.1f} MB): {f.relative_to(src)}")
+            continue
+        if f.suffix not in (".parquet", ".json"):
+            continue
+        target = dest / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+    if (run_dir / "reference_run.json").exists():
+        shutil.copyfile(run_dir / "reference_run.json", dest / "reference_run.json")
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m study.reference", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--profile", default="reference")
+    r.add_argument("--stages", nargs="*", default=None)
+    p = sub.add_parser("promote")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--device", default="local")
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        rep = run_reference(args.out, args.profile, args.stages)
+        return 0 if all(s["ok"] for s in rep["stages"].values()) else 1
+    print(f"promoted to {promote(args.run_dir, args.device)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

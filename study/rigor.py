@@ -1,0 +1,524 @@
+"""Measurement rigor: is a latency number stable, where did it run, did heat or clocks move it?
+
+Stage ``rigor`` (notebook ``00_rigor.ipynb``), run before the findings:
+
+* **methods table**: each METHODS.md practice as applied on this device, not
+  applicable (why) or unavailable (``methods_table``; also ``python -m study methods``);
+* **burst vs sustained**: after a cool-down, the model runs continuously; every
+  inference's latency and the device's sensors (clocks, temperatures, GPU power) are
+  logged with their time. Burst = the first seconds, sustained = the second half of the
+  run (steady state). Kendall's tau of latency, frequency and temperature against time
+  is the trend test; throttling is a significant upward latency trend with falling
+  clocks or rising temperature;
+* **between-run variation** (Kalibera & Jones, ISMM'13): the same configurations in
+  several independent processes; a one-way random-effects split of log latency into
+  between-run and within-run variance, and from it the number of runs and samples per
+  run the stopping rule needs for a given interval width;
+* **interval coverage**: the harness's configurations measured twice, in two
+  independent processes, with the profile's settings; the share of configurations
+  whose second median falls inside the first run's interval. Two intervals are
+  checked: the harness's order-statistic CI of the median (treats all samples as
+  independent) and the *rerun interval* (block bootstrap, widened for the rerun's own
+  sampling error), which accounts for drift between the harness's interleaved blocks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+from study import paths, stats
+from study.config import PROCESSORS, Field, ParamError, check_models
+from study.measure import Config, Harness, HarnessSettings, RawLog, sensor_summary, set_affinity
+
+PARAMS = {
+    "models": Field(list, ["mobilenet_v2"], help="models for the sustained run and the between-run benchmark"),
+    "engines": Field(list, ["litert"], choices=["litert", "onnxruntime", "torch"]),
+    "processors": Field(list, ["cpu", "gpu"], choices=list(PROCESSORS)),
+    "core_group": Field(str, "all", help="CPU core group of every configuration (a column of every row)"),
+    "sustained_seconds": Field(float, 12.0, min=1.0, help="length of the continuous run per configuration"),
+    "burst_seconds": Field(float, 2.0, min=0.1, help="the burst window at the start of the run"),
+    "sensor_interval_s": Field(float, 1.0, min=0.05),
+    "between_runs": Field(int, 3, min=2, help="independent processes of the between-run benchmark"),
+    "samples_per_run": Field(int, 20, min=5),
+    "coverage_models": Field(list, ["mobilenet_v2", "fast_style_transfer", "transformer_enc"],
+                             help="models whose configurations the coverage check measures twice"),
+    "coverage_engines": Field(list, ["litert", "onnxruntime"], choices=["litert", "onnxruntime", "torch"]),
+    "coverage_core_groups": Field(list, ["all", "g0"], help="core groups crossed with the coverage configurations"),
+    "target_rel_halfwidth": Field(float, 0.02, min=0.001, max=0.5,
+                                  help="interval half-width the run plan is computed for"),
+    "material_change": Field(float, 0.03, min=0.0, max=1.0,
+                             help="relative burst/sustained difference that counts as material"),
+}
+
+
+def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:
+    check_models("rigor", resolved["models"] + resolved["coverage_models"], params)
+    if resolved["burst_seconds"] >= resolved["sustained_seconds"]:
+        raise ParamError("rigor.burst_seconds must be shorter than rigor.sustained_seconds")
+
+
+# --------------------------------------------------------------------------- methods table
+def methods_table(device) -> pd.DataFrame:
+    """Each METHODS.md practice on this device: applied, not applicable (why) or unavailable."""
+    procs = {p.name: p for p in device.processors()}
+    s = device.read_sensors()
+    groups = device.core_groups()
+    gpu = procs.get("gpu")
+    has_gpu = bool(gpu and gpu.available)
+    freq = s.get("cpu_freq", {})
+    gov = s.get("cpu_governor", {})
+    thermal = s.get("thermal", {})
+    smi = s.get("gpu", {})
+
+    def unav(d):
+        return isinstance(d, dict) and d.get("status") == "unavailable"
+
+    rows = [
+        ("core placement", "applied",
+         f"every configuration runs pinned to an explicit core set (process affinity of all threads; "
+         f"adb: taskset mask); groups here: {groups}; the set is the `core_group` parameter and the `cores` column"),
+        ("clocks: record", "applied" if not unav(freq) else "unavailable",
+         (f"CPU frequency read before/after each sample block from {freq.get('source')}" if not unav(freq)
+          else f"CPU frequency: {freq.get('why')}")
+         + ("; governor recorded" if not unav(gov) else f"; governor: {gov.get('why')}")
+         + ("; GPU SM clock, temperature, power from nvidia-smi" if not unav(smi)
+            else f"; GPU clocks: {smi.get('why')}")),
+        ("clocks: fix/lock", "not applicable" if device.kind == "local" else "unavailable",
+         "the study never changes clocks on a shared host (and nvidia-smi -lgc is forbidden there); it records them "
+         "and detects throttling instead" if device.kind == "local"
+         else "Fixed Performance Mode needs `cmd power`; used only where the phone allows, recorded otherwise"),
+        ("heat", "applied" if not unav(thermal) or not unav(smi) else "applied; readings unavailable",
+         "cool-down parameter between blocks (harness cooldown_s); "
+         + ("thermal zones recorded per block" if not unav(thermal) else f"thermal zones: {thermal.get('why')}")
+         + ("; GPU temperature recorded per block" if not unav(smi) else "")
+         + "; burst vs sustained runs with a trend test (stage rigor)"),
+        ("repetitions", "applied",
+         "minimum and maximum counts and time per configuration; stopping rule on the 95% CI width of the median; "
+         "the quick profile goes below METHODS.md's floors and says so (`below_floors` column)"),
+        ("order", "applied",
+         "configurations interleaved in blocks, order shuffled by a recorded seed; findings never measure "
+         "concurrently (DVC runs stages one at a time)"),
+        ("reporting", "applied",
+         "medians with order-statistic 95% CIs, bootstrap CIs for ratios, CV, n, raw samples in every dataset; "
+         "between-run variance split and rerun coverage checked (stage rigor)"),
+        ("delegation", "applied",
+         "per operator: delegated or fallback with its type and reason; XNNPACK partitions from the execution plan; "
+         + ("GPU support measured per operator slice" if has_gpu else
+            "GPU support from TFLite's static checker only (no GPU here)")),
+        ("per-operator time", "applied",
+         "ONNX Runtime's profiler, torch.profiler, and for LiteRT on a host single-operator slices timed alone "
+         "(method column names the method of each number)"),
+        ("GPU timing", "applied" if has_gpu else "not applicable",
+         "outputs read back to the host (LiteRT) / torch.cuda.synchronize() before the clock stops" if has_gpu
+         else f"no GPU: {gpu.reason if gpu else 'none'}"),
+    ]
+    return pd.DataFrame(rows, columns=["practice", "status", "how"]).assign(device=device.spec)
+
+
+# --------------------------------------------------------------------------- sustained run
+def sustained_run(ctx, model: str, engine: str, processor: str, seconds: float, sensor_interval: float,
+                  log: RawLog, clock=time.perf_counter_ns) -> pd.DataFrame:
+    """Run continuously for ``seconds`` (after the profile's cool-down); log every inference."""
+    cfg = ctx.latency_config(model, engine, processor, ctx.params["core_group"])
+    sess = cfg.opener()
+    set_affinity(cfg.cores)
+    if ctx.settings.cooldown_s:
+        time.sleep(ctx.settings.cooldown_s)
+    for _ in range(ctx.settings.warmup):
+        sess.run()
+    key = cfg.key
+    rows, t_start = [], clock()
+    next_sensor = 0.0
+    i = 0
+    try:
+        while True:
+            now = (clock() - t_start) / 1e9
+            if now >= seconds:
+                break
+            if now >= next_sensor:
+                reading = ctx.device.read_sensors()
+                log.append({"type": "sensors", "config": key, "t": now, "sensors": reading})
+                rows.append({**cfg.columns, "kind": "sensors", "t_s": now, "latency_ms": np.nan,
+                             **sensor_summary(reading)})
+                next_sensor = now + sensor_interval
+            t0 = clock()
+            sess.run()
+            dt = (clock() - t0) / 1e6
+            log.append({"type": "sustained", "config": key, "i": i, "t": (t0 - t_start) / 1e9, "latency_ms": dt})
+            rows.append({**cfg.columns, "kind": "inference", "t_s": (t0 - t_start) / 1e9, "latency_ms": dt})
+            i += 1
+    finally:
+        getattr(sess, "close", lambda: None)()
+    df = pd.DataFrame(rows)
+    df["cores"] = ",".join(map(str, cfg.cores))
+    return df
+
+
+def trend(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Kendall's tau of y against time and its p-value (NaN when not computable)."""
+    ok = ~(np.isnan(t) | np.isnan(y))
+    if ok.sum() < 4 or np.nanstd(y[ok]) == 0:
+        return (np.nan, np.nan)
+    tau, p = st.kendalltau(t[ok], y[ok])
+    return float(tau), float(p)
+
+
+def burst_vs_sustained(df: pd.DataFrame, burst_seconds: float, alpha: float = 0.05,
+                       material: float = 0.03) -> pd.DataFrame:
+    """Per configuration: burst and sustained medians with CIs, their ratio, the trend tests, a verdict."""
+    rows = []
+    keys = ["model", "engine", "processor", "core_group"]
+    for key, g in df.groupby(keys):
+        inf = g[g.kind == "inference"]
+        sen = g[g.kind == "sensors"]
+        if inf.empty:
+            continue
+        total = inf.t_s.max()
+        burst = inf[inf.t_s < burst_seconds].latency_ms.to_numpy()
+        sustained = inf[inf.t_s >= total / 2].latency_ms.to_numpy()
+        mb, blo, bhi = stats.median_ci(burst)
+        ms, slo, shi = stats.median_ci(sustained)
+        r, rlo, rhi = stats.ratio_of_medians_ci(sustained, burst) if burst.size and sustained.size else (np.nan,) * 3
+        tau, p = trend(inf.t_s.to_numpy(), inf.latency_ms.to_numpy())
+        ftau, fp = trend(sen.t_s.to_numpy(), sen.cpu_mhz_mean.to_numpy()) if "cpu_mhz_mean" in sen else (np.nan,) * 2
+        gtau, gp = trend(sen.t_s.to_numpy(), sen.gpu_sm_mhz.to_numpy()) if "gpu_sm_mhz" in sen else (np.nan,) * 2
+        ttau, tp = (trend(sen.t_s.to_numpy(), np.fmax(sen.temp_max_c.to_numpy(), sen.gpu_temp_c.to_numpy()))
+                    if "temp_max_c" in sen else (np.nan,) * 2)
+        lat_up = p < alpha and tau > 0
+        clock_down = (fp < alpha and ftau < 0) or (gp < alpha and gtau < 0)
+        heat_up = tp < alpha and ttau > 0
+        if lat_up and (clock_down or heat_up):
+            verdict = "throttling: latency rises while clocks fall or temperature rises"
+        elif lat_up:
+            verdict = "latency drifts upward without a recorded clock/heat change"
+        elif p < alpha and tau < 0:
+            verdict = "latency falls over the run (warm-up effects)"
+        else:
+            verdict = "no significant trend"
+        # reported as different only if the CI excludes 1 *and* the change is material
+        differ = bool(not np.isnan(rlo) and not (rlo <= 1.0 <= rhi) and abs(r - 1) >= material)
+        rows.append(dict(zip(keys, key), seconds=total, n_burst=burst.size, burst_median=mb, burst_lo=blo,
+                         burst_hi=bhi, n_sustained=sustained.size, sustained_median=ms, sustained_lo=slo,
+                         sustained_hi=shi, sustained_over_burst=r, ratio_lo=rlo, ratio_hi=rhi,
+                         burst_sustained_differ=differ, latency_tau=tau, latency_p=p, cpu_freq_tau=ftau,
+                         cpu_freq_p=fp, gpu_clock_tau=gtau, gpu_clock_p=gp, temp_tau=ttau, temp_p=tp,
+                         sensors_seen=int(len(sen)), verdict=verdict))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- child runs
+def child_spec(ctx, configs: list[dict[str, Any]], settings: HarnessSettings, log_path: Path, run_id: str) -> dict:
+    return {"device": ctx.device_spec, "profile": ctx.profile, "seed": ctx.seed,
+            "settings": dataclasses.asdict(settings), "configs": configs, "log": str(log_path), "run_id": run_id,
+            "params": ctx.params}
+
+
+def run_child(spec: dict, timeout: float = 1800) -> None:
+    """Measure ``spec['configs']`` in a fresh process (own memory layout, own warm-up)."""
+    r = subprocess.run([sys.executable, "-m", "study.rigor", json.dumps(spec)], capture_output=True, text=True,
+                       timeout=timeout, cwd=str(paths.ROOT))
+    if r.returncode != 0:
+        raise RuntimeError(f"child run {spec['run_id']} failed: {r.stderr.strip()[-800:]}")
+
+
+def _child_main(spec: dict) -> None:
+    from study.common import context
+
+    ctx = context("rigor", {"device": spec["device"], "profile": spec["profile"], "seed": spec["seed"],
+                            "harness": spec["settings"], **spec["params"]})
+    configs = [ctx.latency_config(c["model"], c["engine"], c["processor"], c["core_group"]) for c in spec["configs"]]
+    Harness(HarnessSettings(**spec["settings"]), RawLog(Path(spec["log"])), ctx.device, env=ctx.env,
+            run_id=spec["run_id"], progress=False).run(configs)
+
+
+def runs_frame(log: RawLog, run_ids: list[str]) -> pd.DataFrame:
+    """Samples of the given child runs in a log (its whole history), with run id and block."""
+    rows = []
+    for r in log.records("sample", current=False):
+        if r.get("run_id") not in run_ids:
+            continue
+        rows.append({**json.loads(r["config"]), "run_id": r["run_id"], "block": r["block"],
+                     "latency_ms": r["latency_ms"], "settings_hash": r["settings_hash"]})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- variance components
+def variance_components(df: pd.DataFrame, by: list[str], run: str = "run_id", value: str = "latency_ms",
+                        target: float = 0.02, run_cost: float | None = None) -> pd.DataFrame:
+    """One-way random-effects split of log latency per configuration.
+
+    sigma2_within = MS_within; sigma2_between = max(0, (MS_between - MS_within) / n0).
+    With c = the cost of starting a run in units of one sample, the samples per run that
+    minimise total cost for a given interval width is n* = sqrt(c * s2w / s2b) (Kalibera &
+    Jones); the runs needed r = ceil(z^2 (s2b + s2w / n*) / target^2) on the log scale,
+    where ``target`` is the relative half-width.
+    """
+    z = st.norm.ppf(0.975)
+    rows = []
+    for key, g in df.groupby(by):
+        groups = [np.log(x[value].to_numpy()) for _, x in g.groupby(run)]
+        groups = [x for x in groups if x.size > 1]
+        k = len(groups)
+        if k < 2:
+            continue
+        ns = np.array([x.size for x in groups])
+        N = ns.sum()
+        grand = np.concatenate(groups).mean()
+        msb = sum(n * (x.mean() - grand) ** 2 for n, x in zip(ns, groups)) / (k - 1)
+        msw = sum(((x - x.mean()) ** 2).sum() for x in groups) / (N - k)
+        n0 = (N - (ns ** 2).sum() / N) / (k - 1)
+        s2b = max(0.0, (msb - msw) / n0)
+        s2w = msw
+        F = msb / msw if msw > 0 else np.inf
+        p = float(st.f.sf(F, k - 1, N - k)) if np.isfinite(F) else 0.0
+        c = run_cost if run_cost is not None else 10.0
+        n_star = math.ceil(math.sqrt(c * s2w / s2b)) if s2b > 0 else int(ns.max())
+        n_star = max(n_star, 5)
+        r_star = max(2, math.ceil(z ** 2 * (s2b + s2w / n_star) / target ** 2))
+        rows.append(dict(zip(by, key if isinstance(key, tuple) else (key,)), runs=k, samples=int(N),
+                         between_cv=math.sqrt(s2b), within_cv=math.sqrt(s2w), icc=s2b / (s2b + s2w) if s2b + s2w else 0,
+                         F=F, p_between=p, run_cost_samples=c, plan_samples_per_run=n_star, plan_runs=r_star,
+                         plan_target_rel_halfwidth=target))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- intervals and coverage
+def rerun_interval(samples: np.ndarray, blocks: np.ndarray, confidence: float = 0.95, n_boot: int = 1000,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """An interval meant to hold a rerun's median: the block (cluster) bootstrap standard error
+    of the median, widened by sqrt(2) for the rerun's own sampling error, on the log scale."""
+    x = np.asarray(samples, float)
+    b = np.asarray(blocks)
+    med = float(np.median(x))
+    ids = np.unique(b)
+    if ids.size < 2:
+        _, lo, hi = stats.median_ci(x, confidence)
+        return med, lo, hi
+    rng = np.random.default_rng(seed)
+    parts = [np.log(x[b == i]) for i in ids]
+    boots = np.empty(n_boot)
+    for k in range(n_boot):
+        pick = rng.integers(0, ids.size, ids.size)
+        boots[k] = np.median(np.concatenate([parts[j] for j in pick]))
+    se = float(np.std(boots, ddof=1))
+    z = st.norm.ppf(0.5 + confidence / 2)
+    half = z * math.sqrt(2) * se
+    return med, float(math.exp(math.log(med) - half)), float(math.exp(math.log(med) + half))
+
+
+def coverage(df: pd.DataFrame, by: list[str], first: str, second: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Per configuration: does the second run's median fall inside the first run's intervals?"""
+    rows = []
+    for key, g in df.groupby(by):
+        a = g[g.run == first]
+        b = g[g.run == second]
+        if a.empty or b.empty:
+            continue
+        m1, lo, hi = stats.median_ci(a.latency_ms.to_numpy(), confidence)
+        _, rlo, rhi = rerun_interval(a.latency_ms.to_numpy(), a.block.to_numpy(), confidence)
+        m2 = float(b.latency_ms.median())
+        rows.append(dict(zip(by, key if isinstance(key, tuple) else (key,)), n1=len(a), n2=len(b), median1=m1,
+                         ci_lo=lo, ci_hi=hi, rerun_lo=rlo, rerun_hi=rhi, median2=m2,
+                         inside_ci=bool(lo <= m2 <= hi) if not np.isnan(lo) else False,
+                         inside_rerun=bool(rlo <= m2 <= rhi) if not np.isnan(rlo) else False,
+                         rel_shift=(m2 - m1) / m1))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the stage
+def _available(ctx, model: str, engine: str, processor: str) -> str | None:
+    from study.engines import get_engine
+
+    return get_engine(engine).availability(ctx.device, processor, ctx.model(model))
+
+
+def measure(ctx) -> pd.DataFrame:
+    """Sustained runs, between-run benchmark and the coverage check; returns the sustained trace."""
+    p = ctx.params
+    traces, absent = [], []
+    slog = ctx.raw_log("rigor-sustained")
+    for model in p["models"]:
+        for engine in p["engines"]:
+            for proc in p["processors"]:
+                why = _available(ctx, model, engine, proc)
+                if why:
+                    absent.append(dict(model=model, engine=engine, processor=proc, part="sustained", reason=why))
+                    continue
+                traces.append(sustained_run(ctx, model, engine, proc, p["sustained_seconds"], p["sensor_interval_s"],
+                                            slog))
+    trace = pd.concat(traces, ignore_index=True) if traces else pd.DataFrame()
+    trace["core_group"] = p["core_group"]
+    ctx.write(trace)
+    slog.mark_complete()
+
+    # between-run variation: the same configurations, fixed sample count, in independent processes
+    fixed = dataclasses.replace(ctx.settings, min_samples=p["samples_per_run"], max_samples=p["samples_per_run"],
+                                max_seconds=1e9, rel_ci_halfwidth=0.5)
+    between_cfgs = []
+    for model in p["models"]:
+        for engine in p["engines"]:
+            for proc in p["processors"]:
+                if not _available(ctx, model, engine, proc):
+                    between_cfgs.append(dict(model=model, engine=engine, processor=proc, core_group=p["core_group"]))
+    # every child run is its own session of the log (a complete marker after each), so no run
+    # resumes another; run ids carry this invocation's stamp
+    stamp = f"{int(time.time()):x}"
+    blog = ctx.raw_log("rigor-between")
+    t0 = time.time()
+    ids = [f"between-{k}-{stamp}" for k in range(p["between_runs"])]
+    for rid in ids:
+        run_child(child_spec(ctx, between_cfgs, fixed, blog.path, rid))
+        blog.mark_complete(run_id=rid)
+    run_seconds = (time.time() - t0) / max(1, p["between_runs"])
+    between = runs_frame(blog, ids)
+
+    # coverage: the profile's own harness settings, twice, in independent processes
+    cov_cfgs, groups = [], ctx.device.core_groups()
+    for model in p["coverage_models"]:
+        for engine in p["coverage_engines"]:
+            for proc in ("cpu",) + tuple(x for x in p["processors"] if x != "cpu"):
+                if _available(ctx, model, engine, proc):
+                    continue
+                for cg in (p["coverage_core_groups"] if proc == "cpu" else [p["core_group"]]):
+                    if cg in groups:
+                        cov_cfgs.append(dict(model=model, engine=engine, processor=proc, core_group=cg))
+    clog = ctx.raw_log("rigor-coverage")
+    ids = [f"coverage-first-{stamp}", f"coverage-second-{stamp}"]
+    for rid in ids:
+        run_child(child_spec(ctx, cov_cfgs, ctx.settings, clog.path, rid))
+        clog.mark_complete(run_id=rid)
+    cov = runs_frame(clog, ids)
+    cov["run"] = cov.run_id.str.split("-").str[1]
+
+    ctx.write(between, table="between_samples")
+    ctx.write(cov, table="coverage_samples")
+    ctx.write(pd.DataFrame(absent, columns=["model", "engine", "processor", "part", "reason"]), table="absent")
+    ctx.write(pd.DataFrame([{"run_seconds": run_seconds, "samples_per_run": p["samples_per_run"]}]), table="run_cost")
+    return trace
+
+
+def analyse(ctx, trace: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    from study.datasets import read_table
+
+    aux = paths.aux_dir(ctx.device_spec, ctx.finding, ctx.data_root)
+    between = read_table(aux / "between_samples.parquet")
+    cov = read_table(aux / "coverage_samples.parquet")
+    cost = read_table(aux / "run_cost.parquet")
+    keys = ["model", "engine", "processor", "core_group"]
+    tables = {"methods": methods_table(ctx.device)}
+    tables["burst_sustained"] = (burst_vs_sustained(trace, ctx.params["burst_seconds"],
+                                                    material=ctx.params["material_change"])
+                                 if len(trace) else pd.DataFrame())
+    # the cost of starting a run, in samples: a run's wall time minus its samples' time, per sample
+    run_cost = None
+    if len(between):
+        per_sample_s = between.latency_ms.median() / 1000
+        run_s = float(cost.run_seconds.iloc[0])
+        run_cost = max(1.0, (run_s - per_sample_s * cost.samples_per_run.iloc[0]) / per_sample_s)
+    tables["between_run"] = (variance_components(between, keys, target=ctx.params["target_rel_halfwidth"],
+                                                 run_cost=run_cost) if len(between) else pd.DataFrame())
+    c = coverage(cov, keys, "first", "second") if len(cov) else pd.DataFrame()
+    tables["coverage"] = c
+    if len(c):
+        n = len(c)
+        tables["coverage_summary"] = pd.DataFrame([
+            dict(interval="order-statistic CI of the median (harness)", configs=n, inside=int(c.inside_ci.sum()),
+                 share=c.inside_ci.mean(), target=0.9, holds=c.inside_ci.mean() >= 0.9),
+            dict(interval="rerun interval (block bootstrap, widened for the rerun)", configs=n,
+                 inside=int(c.inside_rerun.sum()), share=c.inside_rerun.mean(), target=0.9,
+                 holds=c.inside_rerun.mean() >= 0.9)])
+    else:
+        tables["coverage_summary"] = pd.DataFrame()
+    for name, t in tables.items():
+        ctx.write(t, table=name)
+    return tables
+
+
+def plot(ctx, tables: dict[str, pd.DataFrame], trace: pd.DataFrame | None = None) -> dict[str, Any]:
+    from study import plotting
+
+    figs = {}
+    if trace is not None and len(trace):
+        inf = trace[trace.kind == "inference"]
+        fig, ax = plotting.figure()
+        for (m, e, pr), g in inf.groupby(["model", "engine", "processor"]):
+            ax.plot(g.t_s, g.latency_ms, ".", ms=2, alpha=0.5, label=f"{m} {e} {pr}",
+                    color=plotting.PROCESSOR_COLORS.get(pr))
+        ax.axvline(ctx.params["burst_seconds"], color="grey", ls=":", lw=1)
+        ax.set(xlabel="time since start (s)", ylabel="latency (ms)", title="Sustained run: every inference")
+        ax.legend(fontsize=7, loc="upper right")
+        sen = trace[trace.kind == "sensors"]
+        if len(sen) and sen[["cpu_mhz_mean", "gpu_sm_mhz", "temp_max_c", "gpu_temp_c"]].notna().any().any():
+            ax2 = ax.twinx()
+            for col, ls in (("cpu_mhz_mean", "-"), ("gpu_sm_mhz", "--")):
+                if sen[col].notna().any():
+                    ax2.plot(sen.t_s, sen[col], ls, color="k", lw=0.8, label=col)
+            ax2.set_ylabel("clock (MHz)")
+            ax2.legend(fontsize=7, loc="lower right")
+        figs["sustained_trace"] = fig
+        ctx.save(fig, "sustained_trace")
+    bs = tables.get("burst_sustained")
+    if bs is not None and len(bs):
+        fig, ax = plotting.figure()
+        lab = bs.model + " " + bs.engine + " " + bs.processor
+        x = np.arange(len(bs))
+        ax.errorbar(x - 0.1, bs.burst_median, yerr=[bs.burst_median - bs.burst_lo, bs.burst_hi - bs.burst_median],
+                    fmt="o", label="burst (first seconds)")
+        ax.errorbar(x + 0.1, bs.sustained_median, yerr=[bs.sustained_median - bs.sustained_lo,
+                                                        bs.sustained_hi - bs.sustained_median], fmt="s",
+                    label="sustained (second half)")
+        ax.set_xticks(x, lab, rotation=20, ha="right")
+        ax.set(ylabel="median latency (ms), 95% CI", title="Burst vs sustained")
+        ax.legend()
+        figs["burst_sustained"] = fig
+        ctx.save(fig, "burst_sustained")
+    br = tables.get("between_run")
+    if br is not None and len(br):
+        fig, ax = plotting.figure()
+        lab = br.model + " " + br.engine + " " + br.processor
+        x = np.arange(len(br))
+        ax.bar(x - 0.2, br.between_cv * 100, 0.4, label="between runs")
+        ax.bar(x + 0.2, br.within_cv * 100, 0.4, label="within a run")
+        ax.set_xticks(x, lab, rotation=20, ha="right")
+        ax.set(ylabel="spread of log latency (CV, %)", title="Between-run vs within-run variation")
+        ax.legend()
+        figs["between_run"] = fig
+        ctx.save(fig, "between_run")
+    cov = tables.get("coverage")
+    if cov is not None and len(cov):
+        fig, ax = plotting.figure()
+        cov = cov.sort_values("median1").reset_index(drop=True)
+        x = np.arange(len(cov))
+        ax.vlines(x - 0.1, cov.ci_lo / cov.median1, cov.ci_hi / cov.median1, color="C0", lw=3,
+                  label="harness CI (run 1)")
+        ax.vlines(x + 0.1, cov.rerun_lo / cov.median1, cov.rerun_hi / cov.median1, color="C1", lw=3,
+                  label="rerun interval (run 1)")
+        ax.plot(x, cov.median2 / cov.median1, "k.", label="run 2 median")
+        ax.axhline(1, color="grey", lw=0.5)
+        ax.set(xlabel="configuration", ylabel="relative to run 1 median", title="Do intervals hold on a rerun?")
+        ax.legend(fontsize=7)
+        figs["coverage"] = fig
+        ctx.save(fig, "coverage")
+    return figs
+
+
+def run(ctx) -> dict[str, Any]:
+    ctx.write_fingerprint()
+    trace = measure(ctx)
+    tables = analyse(ctx, trace)
+    figs = plot(ctx, tables, trace)
+    return {"data": trace, "tables": tables, "figures": figs}
+
+
+if __name__ == "__main__":
+    _child_main(json.loads(sys.argv[1]))

@@ -5,6 +5,8 @@
   run STAGE           run a stage's notebook with papermill, parameters from params.yaml
   devices [--json]    what the device has: processors (or why absent), core groups, sensors
   methods             METHODS.md practices as applied on this device (measurement rigor)
+  adb devices         phones on the adb server (serial, model, SoC, Android, ABI)
+  adb check DEVICE    verify and push the benchmark binary, show what the phone offers
 
 Every command checks its inputs first and exits with status 2 and one clear line
 on bad parameters, before anything is measured or written.
@@ -130,6 +132,44 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_adb(args) -> int:
+    from study.devices import DeviceError, parse_spec
+    from study.devices.adb import AdbDevice, AdbSettings, list_devices
+
+    try:
+        settings = AdbSettings.from_params()
+        if args.server:
+            settings = AdbSettings(**{**settings.__dict__, "server": args.server})
+        if args.adb_cmd == "devices":
+            df = list_devices(settings)
+            if args.json:
+                print(df.to_json(orient="records", indent=2))
+            elif df.empty:
+                print(f"no phones on the adb server {settings.server}")
+            else:
+                print(df.to_string(index=False))
+            return 0
+        kind, serial = parse_spec(args.device)
+        if kind != "adb":
+            return _err(f"{args.device!r} is not a phone (adb:SERIAL)")
+        dev = AdbDevice(args.device, serial, settings)
+        remote = dev.ensure_binary()
+        flags = dev.binary_flags() or set()
+        print(f"phone {dev.serial} ({dev.slug()}): benchmark_model sha256 ok -> {remote}")
+        print("  delegates in the binary: " + ", ".join(f for f in ("use_xnnpack", "use_gpu", "use_nnapi",
+                                                                    "use_hexagon") if f in flags))
+        for p in dev.processors():
+            state = "available" if p.available else f"ABSENT: {p.reason}"
+            print(f"  {p.name:4s} {state}")
+            for b, why in p.backends.items():
+                print(f"       {b:12s} {'ok' if why is None else why}")
+        print(f"  core groups: {dev.core_groups()}")
+        print(f"  sensors: {json.dumps(dev.read_sensors(), default=str)}")
+    except (DeviceError, ValueError) as e:
+        return _err(str(e))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", default="local")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)
+    a = sub.add_parser("adb", help="Android phones over adb: list them, check one")
+    a.add_argument("adb_cmd", choices=["devices", "check"])
+    a.add_argument("device", nargs="?", default="adb", help="for check: adb:SERIAL (or adb with one phone attached)")
+    a.add_argument("--server", help="adb server host:port (default: params.yaml adb.server)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_adb)
     return p
 
 

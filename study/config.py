@@ -138,6 +138,14 @@ def validate_common(params: dict[str, Any]) -> dict[str, Any]:
         paths.device_dirname(params["device"])
     except (DeviceError, ValueError) as e:
         raise ParamError(f"device: {e}") from e
+    if "adb" in params or str(params["device"]).startswith("adb"):
+        from study.devices import DeviceError
+        from study.devices.adb import check_adb_params  # the adb section; on a phone the binary's sha256 too
+
+        try:
+            check_adb_params(params)
+        except (ParamError, DeviceError) as e:
+            raise ParamError(str(e) if str(e).startswith("adb") else f"adb: {e}") from e
     if params["profile"] not in PROFILES:
         raise ParamError(f"profile: {params['profile']!r} unknown; choose from {list(PROFILES)}")
     if not isinstance(params["seed"], int) or isinstance(params["seed"], bool):
@@ -211,13 +219,25 @@ def validate_all(params: dict[str, Any] | None = None, stages: Sequence[str] | N
                 continue  # a finding not built yet
             raise
         out[stage] = resolve(stage, params)
+    if stages is None:
+        out["adb"] = adb_section(params)
     return out
+
+
+def adb_section(params: dict[str, Any]) -> dict[str, Any]:
+    """What ``data/params/adb.json`` holds: the phone settings on an ``adb`` device, a
+    constant on the local one (so changing ``adb.*`` reruns only phone runs)."""
+    if not str(params.get("device", "")).startswith("adb"):
+        return {"device": "local: the adb section is not used"}
+    from study.devices.adb import check_adb_params
+
+    return {"device": params["device"], **check_adb_params(params)}
 
 
 def write_validated(resolved: dict[str, dict[str, Any]], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for stage, values in resolved.items():
         values = dict(values)
-        if stage == "models":  # device-independent: switching devices must not rebuild models
+        if stage in ("models", "adb"):  # device-independent or already reduced: no device-driven reruns
             values = {k: v for k, v in values.items() if k not in ("device", "profile", "harness", "seed")}
         (folder / f"{stage}.json").write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")

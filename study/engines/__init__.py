@@ -5,6 +5,7 @@ from study.engines.base import (OP_PROFILE_COLUMNS, PLACEMENT_COLUMNS, Engine, E
                                 seeded_inputs)
 
 ENGINE_NAMES = ("litert", "onnxruntime", "torch")
+PHONE_ENGINES = ("litert-benchmark",)  # benchmark_model on an adb phone (study.engines.tflite_benchmark)
 
 
 def get_engine(name: str) -> Engine:
@@ -20,8 +21,12 @@ def get_engine(name: str) -> Engine:
         from study.engines.torch_engine import TorchEngine
 
         return TorchEngine()
-    raise ValueError(f"unknown engine {name!r}; known: {list(ENGINE_NAMES)}")
+    if name == "litert-benchmark":
+        from study.engines.tflite_benchmark import TFLiteBenchmarkEngine
+
+        return TFLiteBenchmarkEngine()
+    raise ValueError(f"unknown engine {name!r}; known: {list(ENGINE_NAMES + PHONE_ENGINES)}")
 
 
-__all__ = ["ENGINE_NAMES", "Engine", "EngineUnavailable", "OP_PROFILE_COLUMNS", "PLACEMENT_COLUMNS", "Session",
+__all__ = ["ENGINE_NAMES", "PHONE_ENGINES", "Engine", "EngineUnavailable", "OP_PROFILE_COLUMNS", "PLACEMENT_COLUMNS", "Session",
            "get_engine", "seeded_inputs"]

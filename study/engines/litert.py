@@ -11,7 +11,9 @@ Placement:
 * GPU, measured: whole model ``is_fully_accelerated()``; per operator, each operator
   sliced into its own model and compiled for the GPU accelerator alone.
 * GPU, static: TFLite's compatibility checker (``ModelAnalyzer``), on any host.
-Per-operator time: operator slices timed one by one (``method='slice'``).
+Per-operator time: operator slices timed one by one (``method='slice'``). A slice keeps the
+constant operators that compute its operator's weights (fp16 ``DEQUANTIZE``), so the weights
+stay constant as in the whole model.
 """
 from __future__ import annotations
 
@@ -165,7 +167,7 @@ class LiteRTEngine(Engine):
         rows = []
         for o in tg.graph_ops(path):
             try:
-                blob = tg.slice_model(path, [o.index])
+                blob = tg.slice_model(path, tg.with_constant_producers(path, [o.index]))
                 cm, _ = compile_model(blob, "gpu", 1, gpu_only=True)
                 ok = bool(cm.is_fully_accelerated())
                 reason = "" if ok else "GPU accelerator left part of the operator to the CPU"
@@ -199,7 +201,8 @@ class LiteRTEngine(Engine):
                        op_name=f"{o.index}:{o.op_type}", placed_on=processor, time_ms=np.nan, n=0,
                        method="single-operator slice timed alone (CompiledModel, outputs read)")
             try:
-                s = open_compiled(tg.slice_model(path, [o.index]), processor, threads, model=model.name)
+                s = open_compiled(tg.slice_model(path, tg.with_constant_producers(path, [o.index])), processor, threads,
+                                  model=model.name)
                 for _ in range(warmup):
                     s.run()
                 ts = []

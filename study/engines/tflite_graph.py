@@ -87,6 +87,49 @@ def io_signature(path: str | Path) -> tuple[list[tuple[tuple[int, ...], np.dtype
     return [sig(i) for i in sg.inputs], [sig(i) for i in sg.outputs]
 
 
+# --------------------------------------------------------------------------- constant operators
+@lru_cache(maxsize=32)
+def _constant_ops(path: str, mtime: float) -> frozenset[int]:
+    m = model_object(path)
+    sg = m.subgraphs[0]
+    const = {i for i, t in enumerate(sg.tensors) if is_constant(m, t)}
+    out = set()
+    for o in graph_ops(path):  # a .tflite lists its operators in execution order
+        ins = [t for t in o.inputs if t >= 0]
+        if ins and all(t in const for t in ins):
+            out.add(o.index)
+            const.update(o.outputs)
+    return frozenset(out)
+
+
+def constant_ops(path: str | Path) -> frozenset[int]:
+    """Operators of subgraph 0 computed from constants alone, transitively (``DEQUANTIZE`` of
+    fp16 weights, ``DENSIFY`` of sparse weights): evaluated once at initialisation, their
+    outputs are weights of the operators they feed."""
+    p = Path(path)
+    return _constant_ops(str(p), p.stat().st_mtime)
+
+
+def with_constant_producers(path: str | Path, op_indices: list[int]) -> list[int]:
+    """``op_indices`` plus the constant operators that compute their weights (transitively).
+
+    A single-operator slice of a convolution whose fp16 weights pass through a
+    ``DEQUANTIZE`` would otherwise read its weights as a runtime input: GPU delegates
+    refuse such a convolution and CPU kernels repack the weights on every run.
+    """
+    ops = graph_ops(path)
+    const = constant_ops(path)
+    producer = {t: o.index for o in ops for t in o.outputs}
+    sel, stack = set(op_indices), list(op_indices)
+    while stack:
+        for t in ops[stack.pop()].inputs:
+            p = producer.get(t)
+            if p is not None and p in const and p not in sel:
+                sel.add(p)
+                stack.append(p)
+    return sorted(sel)
+
+
 # --------------------------------------------------------------------------- XNNPACK partitions
 def partition_membership(ops: list[OpInfo], delegate_nodes: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> dict[int, int]:
     """Map original op index -> delegate partition number.

@@ -19,6 +19,8 @@ MODEL_MANIFEST = MODELS / "manifest.json"
 USER_MODELS = DATA / "user_models"
 REFERENCE = DATA / "reference"
 ASSETS = Path(__file__).resolve().parent / "assets"
+PEERS = ROOT / "peers"          # peers' datasets: peers/<name>/<device>/... (DVC-tracked)
+METRICS = ROOT / "metrics"      # dvc metrics files written by the paper stage
 
 # One finding = one module + one notebook + one stage, all sharing one name.
 NOTEBOOK_OF_STAGE = {

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+# No backend is forced: headless processes get Agg by default, a notebook kernel keeps its
+# inline backend so that figures show in the executed notebook.
+import matplotlib.pyplot as plt
+import seaborn as sns
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from study import paths  # noqa: E402
+from study import paths
 
 PROCESSOR_COLORS = {"cpu": "#4C72B0", "gpu": "#DD8452", "npu": "#55A868", "cpu+gpu": "#8172B3", "cpu+cpu": "#937860"}
 PAPER_COLOR = "#C44E52"

@@ -47,9 +47,9 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def cpufreq_limits() -> dict[int, dict[str, Any]]:
+def cpufreq_limits(cpus: list[int] | None = None) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
-    for cpu in allowed_cpus():
+    for cpu in cpus if cpus is not None else allowed_cpus():
         base = f"/sys/devices/system/cpu/cpu{cpu}/cpufreq"
         if not os.path.isdir(base):
             continue
@@ -86,11 +86,12 @@ def split_core_groups(cpus: list[int], limits: dict[int, dict[str, Any]] | None 
     return groups
 
 
-def cpu_frequencies() -> dict[str, Any]:
-    """Current frequency per allowed CPU: cpufreq where exposed, else /proc/cpuinfo's
+def cpu_frequencies(cpus: list[int] | None = None) -> dict[str, Any]:
+    """Current frequency per CPU: cpufreq where exposed, else /proc/cpuinfo's
     'cpu MHz' (on VMs a nominal value), else unavailable."""
+    cpus = cpus if cpus is not None else allowed_cpus()
     cur = {}
-    for cpu in allowed_cpus():
+    for cpu in cpus:
         v = _read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
         if v is not None:
             cur[str(cpu)] = int(v) / 1000.0
@@ -100,7 +101,7 @@ def cpu_frequencies() -> dict[str, Any]:
     mhz = re.findall(r"^cpu MHz\s*:\s*([0-9.]+)", text, re.M)
     procs = re.findall(r"^processor\s*:\s*(\d+)", text, re.M)
     if mhz and len(mhz) == len(procs):
-        allowed = set(allowed_cpus())
+        allowed = set(cpus)
         vals = {p: float(m) for p, m in zip(procs, mhz) if int(p) in allowed}
         return {"source": "/proc/cpuinfo (may be nominal on VMs)", "mhz": vals}
     return unavailable("no cpufreq in /sys and no 'cpu MHz' in /proc/cpuinfo")
@@ -237,17 +238,20 @@ class LocalDevice(Device):
 
     def __init__(self, spec: str = "local"):
         super().__init__(spec)
+        # read once, before any pinning: the groups must not shrink when the harness pins
+        # this process to one of them
+        self._cpus = allowed_cpus()
 
     def core_groups(self) -> dict[str, list[int]]:
-        return split_core_groups(allowed_cpus(), cpufreq_limits())
+        return split_core_groups(self._cpus, cpufreq_limits(self._cpus))
 
     @functools.cache
     def processors(self) -> list[Processor]:
-        cpus = allowed_cpus()
+        cpus = self._cpus
         cpu = Processor(
             name="cpu", available=True,
             info={"model": cpu_model(), "logical_cpus": len(cpus), "allowed_cpus": cpus,
-                  "core_groups": self.core_groups(), "cpufreq": cpufreq_limits() or "not exposed",
+                  "core_groups": self.core_groups(), "cpufreq": cpufreq_limits(self._cpus) or "not exposed",
                   "machine": platform.machine()},
             backends={"xnnpack": None, "torch-cpu": None, "ort-cpu": None},
         )
@@ -269,7 +273,7 @@ class LocalDevice(Device):
         return [cpu, gpu, npu]
 
     def read_sensors(self) -> dict[str, Any]:
-        cpus = allowed_cpus()
+        cpus = self._cpus
         governors = {str(c): _read(f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor") for c in cpus}
         governors = {k: v for k, v in governors.items() if v}
         try:
@@ -279,7 +283,7 @@ class LocalDevice(Device):
         return {
             "time": now_iso(),
             "cpu_governor": governors or unavailable("no cpufreq governor in /sys (VM or container)"),
-            "cpu_freq": cpu_frequencies(),
+            "cpu_freq": cpu_frequencies(self._cpus),
             "thermal": thermal_zones(),
             "gpu": nvidia_smi(),
             "loadavg": load,
@@ -299,7 +303,7 @@ class LocalDevice(Device):
             "kernel": platform.release(),
             "python": sys.version.split()[0],
             "cpu_model": cpu_model(),
-            "logical_cpus": len(allowed_cpus()),
+            "logical_cpus": len(self._cpus),
             "core_groups": self.core_groups(),
             "processors": [p.as_row() for p in procs],
             "nvidia_smi": smi,
@@ -308,7 +312,7 @@ class LocalDevice(Device):
         }
 
     def slug(self) -> str:
-        parts = [_slug(cpu_model()) or "cpu", f"{len(allowed_cpus())}c"]
+        parts = [_slug(cpu_model()) or "cpu", f"{len(self._cpus)}c"]
         _, cuda = torch_cuda_status()
         if cuda.get("name"):
             parts.append(_slug(cuda["name"]))

@@ -130,7 +130,10 @@ class LiteRTEngine(Engine):
     def version(self) -> str:
         from importlib import metadata
 
-        return metadata.version("ai-edge-litert")
+        try:
+            return metadata.version("ai-edge-litert")
+        except metadata.PackageNotFoundError:
+            return "not installed"
 
     def model_reason(self, model) -> str | None:
         return None if model.has("tflite") else f"model {model.name} has no .tflite file"

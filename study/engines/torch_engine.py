@@ -28,6 +28,9 @@ class TorchSession(Session):
     def run(self) -> None:
         import torch
 
+        # the intra-op pool is process-wide: another session may have changed it since open()
+        if self.device == "cpu" and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
             self.module(self.x)
         if self.device == "cuda":

@@ -34,9 +34,18 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
 
     params = load_params()
     params["profile"] = profile
-    for k, v in (overrides or {}).items():
-        params[k] = v
-    report = {"profile": profile, "stages": {}}
+    for dotted, v in (overrides or {}).items():
+        # "stage.key=value" sets the key in the stage's section for this profile
+        node = params
+        *parents, last = dotted.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = v
+        if len(parents) == 1 and isinstance(params.get(parents[0]), dict):
+            params[parents[0]].setdefault(profile, {})[last] = v
+    from study.devices.local import git_commit
+
+    report = {"profile": profile, "overrides": overrides or {}, "study_commit": git_commit(), "stages": {}}
     for stage in stages or ORDER:
         t0 = time.time()
         try:
@@ -94,12 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--profile", default="reference")
     r.add_argument("--stages", nargs="*", default=None)
+    r.add_argument("--set", nargs="*", default=[], metavar="STAGE.KEY=YAML",
+                   help="parameter overrides, e.g. contention.models=[mobilenet_v2] (recorded in the run report)")
     p = sub.add_parser("promote")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--device", default="local")
     args = ap.parse_args(argv)
     if args.cmd == "run":
-        rep = run_reference(args.out, args.profile, args.stages)
+        import yaml
+
+        overrides = {}
+        for item in args.set:
+            key, _, val = item.partition("=")
+            overrides[key] = yaml.safe_load(val)
+        rep = run_reference(args.out, args.profile, args.stages, overrides)
         return 0 if all(s["ok"] for s in rep["stages"].values()) else 1
     print(f"promoted to {promote(args.run_dir, args.device)}")
     return 0

@@ -35,7 +35,10 @@ It is always ended:
   (the main thread, as notebooks and the CLI do).
 
 A competitor reports ``READY`` on its stdout once its buffers (or CUDA context) exist;
-``start`` waits for it, so load is on when ``start`` returns.
+``start`` waits for it, so load is on when ``start`` returns. ``pause``/``resume``
+(SIGSTOP/SIGCONT, re-pinning on resume) keep competitors on stand-by between
+measurements: a GPU competitor takes seconds to start (PyTorch, CUDA context), a resume
+milliseconds. ``running()`` counts live competitors that are not paused.
 """
 from __future__ import annotations
 
@@ -368,6 +371,7 @@ class CompetitorPool:
         self.gpu_size = gpu_size
         self.gpu_burst = gpu_burst
         self._procs: dict[int, tuple[str, subprocess.Popen, Any, tuple[int, ...] | None]] = {}
+        self._paused: set[int] = set()
         self._reasons: dict[str, str | None] | None = None
 
     # -- life cycle -----------------------------------------------------------
@@ -445,6 +449,8 @@ class CompetitorPool:
             procs = [self._procs[p][1] for p in targets]
             for proc in procs:
                 _signal_group(proc, signal.SIGTERM)
+                if proc.pid in self._paused:
+                    _signal_group(proc, signal.SIGCONT)  # a stopped process acts on SIGTERM once continued
             deadline = time.monotonic() + self.grace_s
             for proc in procs:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -456,6 +462,7 @@ class CompetitorPool:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
             for pid in targets:
+                self._paused.discard(pid)
                 _, _, err, _ = self._procs.pop(pid)
                 with contextlib.suppress(Exception):
                     err.close()
@@ -468,15 +475,41 @@ class CompetitorPool:
         self.stop(None)
 
     def running(self) -> dict[str, int]:
-        """Kind -> number of competitors alive."""
+        """Kind -> number of competitors alive and loading (not paused)."""
         out = {k: 0 for k in KINDS}
-        for kind, proc, _, _ in self._procs.values():
-            if _alive(proc):
+        for pid, (kind, proc, _, _) in self._procs.items():
+            if _alive(proc) and pid not in self._paused:
                 out[kind] += 1
         return out
 
-    def pids(self, kind: str | None = None) -> list[int]:
-        return [pid for pid, (k, proc, _, _) in self._procs.items() if (kind is None or k == kind) and _alive(proc)]
+    def pids(self, kind: str | None = None, paused: bool | None = None) -> list[int]:
+        """Pids of live competitors (of ``kind``; only paused / only loading if ``paused`` says so)."""
+        return [pid for pid, (k, proc, _, _) in self._procs.items()
+                if (kind is None or k == kind) and _alive(proc)
+                and (paused is None or (pid in self._paused) == paused)]
+
+    # -- stand-by: keep competitors started, load only when asked ----------------
+    def pause(self, pids: Sequence[int] | None = None) -> None:
+        """SIGSTOP competitors: they keep their memory (and CUDA context) but load nothing,
+        so a later ``resume`` turns load on within milliseconds instead of a process start."""
+        with _LOCK:
+            for pid in (self.pids() if pids is None else pids):
+                if pid in self._procs and _alive(self._procs[pid][1]):
+                    _signal_group(self._procs[pid][1], signal.SIGSTOP)
+                    self._paused.add(pid)
+
+    def resume(self, pids: Sequence[int] | None = None, cores: Sequence[int] | None = None) -> None:
+        """SIGCONT paused competitors, pinned first to ``cores`` (every thread) if given."""
+        with _LOCK:
+            for pid in (self.pids(paused=True) if pids is None else pids):
+                if pid not in self._procs:
+                    continue
+                kind, proc, err, _ = self._procs[pid]
+                if cores is not None:
+                    pin_process(pid, cores)
+                    self._procs[pid] = (kind, proc, err, tuple(int(c) for c in cores))
+                _signal_group(proc, signal.SIGCONT)
+                self._paused.discard(pid)
 
     def cpu_seconds(self) -> float:
         """CPU time the live competitors have used so far (sum)."""
@@ -484,8 +517,20 @@ class CompetitorPool:
         return float(sum(v for v in vals if v == v))
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"pid": pid, "kind": k, "alive": _alive(proc), "cores": list(c) if c else None}
-                for pid, (k, proc, _, c) in self._procs.items()]
+        return [{"pid": pid, "kind": k, "alive": _alive(proc), "paused": pid in self._paused,
+                 "cores": list(c) if c else None} for pid, (k, proc, _, c) in self._procs.items()]
+
+
+def pin_process(pid: int, cores: Sequence[int]) -> None:
+    """Pin every thread of process ``pid`` to ``cores``."""
+    cs = {int(c) for c in cores}
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+            os.sched_setaffinity(tid, cs)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

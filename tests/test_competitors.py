@@ -51,7 +51,7 @@ import sys, time
 from study.competitors import competitors
 # small memory buffers: the test is about process life, not bandwidth
 with competitors("cpu", 2, memory_bytes=8 * 2**20) as pool:
-    pool.start("memory", 1, cores=None)
+    pool.pause(pool.start("memory", 1, cores=None))   # a paused (SIGSTOPped) one must go too
     print(" ".join(map(str, pool.pids())), flush=True)
     time.sleep(60)
 """
@@ -117,6 +117,26 @@ def test_pool_starts_pins_and_stops(tmp_path):
         assert not alive(more[0])
     assert wait_gone(pids, 0.1) == []
     assert pool.running() == {"cpu": 0, "memory": 0, "gpu": 0}
+
+
+def test_pause_and_resume_turn_load_off_and_on_and_repin():
+    cpus = sorted(os.sched_getaffinity(0))
+    with C.competitors("cpu", 2, cores=cpus[:1]) as pool:
+        pids = pool.pids()
+        pool.pause()
+        assert pool.running()["cpu"] == 0 and sorted(pool.pids(paused=True)) == sorted(pids)
+        time.sleep(0.1)
+        t0 = pool.cpu_seconds()
+        time.sleep(0.4)
+        assert pool.cpu_seconds() == t0                  # stopped: no CPU time at all
+        pool.resume(pids[:1], cores=cpus[-1:])
+        assert pool.running()["cpu"] == 1 and os.sched_getaffinity(pids[0]) == set(cpus[-1:])
+        t1 = pool.cpu_seconds()
+        time.sleep(0.4)
+        assert pool.cpu_seconds() > t1
+        t_stop = time.monotonic()
+    assert time.monotonic() - t_stop < C.GRACE_S          # the paused one ended on SIGTERM, no SIGKILL wait
+    assert wait_gone(pids, 0.1) == []
 
 
 def test_zero_competitors_is_an_empty_pool():

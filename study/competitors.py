@@ -72,10 +72,13 @@ class CompetitorError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- availability
-def available_kinds(device=None) -> dict[str, str | None]:
-    """Each kind -> ``None`` if it can run here, else why not. Competitors are processes of
-    this host: on a phone reached over adb they would not load the phone."""
+def available_kinds(device=None, gpu_model=None) -> dict[str, str | None]:
+    """Each kind -> ``None`` if it can run here, else why not. These competitors are processes
+    of this host: on a phone (adb) the phone's own competitors are asked instead
+    (``AdbCompetitorPool.reasons()``; ``gpu_model``: the model its GPU competitor runs)."""
     kind = getattr(device, "kind", "local")
+    if kind == "adb" and hasattr(device, "competitor_pool"):
+        return device.competitor_pool(gpu_model=gpu_model).reasons()
     if kind != "local":
         why = f"competitor processes run on this host, not on the {kind} device {getattr(device, 'spec', '')}".strip()
         return {k: why for k in KINDS}
@@ -547,7 +550,16 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 @contextlib.contextmanager
 def competitors(kind: str, n: int, cores: Sequence[int] | None = None, **pool_options: Any) -> Iterator[CompetitorPool]:
     """``n`` competitors of ``kind`` for the duration of the block (``n=0``: none, the
-    pool is still usable to start more)."""
+    pool is still usable to start more). With ``device=`` a phone (adb), the competitors
+    run on the phone (``AdbDevice.competitor_pool``: the same start/stop/running/pids
+    methods, no pause/resume); only its own option ``gpu_model`` is passed on."""
+    device = pool_options.get("device")
+    if getattr(device, "kind", None) == "adb" and hasattr(device, "competitor_pool"):
+        with device.competitor_pool(gpu_model=pool_options.get("gpu_model")) as phone_pool:
+            if n:
+                phone_pool.start(kind, n, cores)
+            yield phone_pool
+        return
     with CompetitorPool(**pool_options) as pool:
         if n:
             pool.start(kind, n, cores)

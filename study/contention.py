@@ -47,6 +47,24 @@ Slowdowns are ratios of medians with percentile bootstrap CIs
 (``study.stats.ratio_of_medians_ci``). Sample-level bootstraps treat the samples of a
 condition as independent; the rounds spread drift over conditions but the intervals do
 not widen for it.
+
+On a phone (``device=adb:SERIAL``; ``study.phone``). *Contention*: the same conditions and
+seeded visits; the systems are ``benchmark_model`` on the phone's CPU (XNNPACK), GPU
+(delegate) and, where the phone has one, the NPU (NNAPI; ``npu/litert``, the paper's DSP);
+PyTorch and ONNX Runtime systems are absent (no Python there). Competitors run on the phone
+(``AdbCompetitorPool``: ``cpu`` shell busy loops, ``memory`` dd of 4 MiB blocks, ``gpu``
+benchmark_model on the GPU in a loop with the first model), pinned with ``taskset``,
+started at each visit and ended after it (no stand-by: no pause/resume over adb);
+``memory_mib`` does not apply. Each visit measures every system in ``benchmark_model``
+calls of up to ``block_size`` runs until ``samples_per_visit`` runs; one row per call with
+its mean (``aggregate=True``): slowdowns, CIs and the OLS use the per-call means as samples.
+*Co-running app*: the app named in ``adb.gfxinfo_package`` (started by hand, e.g. video
+playback) renders on the phone; each run resets ``dumpsys gfxinfo``, then polls its
+framestats while the phone is idle or while ONE benchmark_model call runs inference for
+``corun_seconds`` (``--min_secs``); a frame is missed when it took longer than its frame
+interval (janky). The app's frame rate is the display's (``FrameInterval``), not ``fps``
+(the C6 row uses the measured rate); ``renders``, ``clip``, ``canvas`` and ``app_core_group``
+do not apply. Without a package, C6 is not measurable (reason).
 """
 from __future__ import annotations
 
@@ -59,7 +77,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study import stats
+from study import phone, stats
 from study.competitors import KINDS, CompetitorError, CompetitorPool, available_kinds, spawn_child, wait_ready
 from study.config import Field, ParamError, check_models
 from study.measure import Config, HarnessSettings, current_affinity, set_affinity
@@ -493,10 +511,254 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
     return frames, samples
 
 
+# =========================================================================== the phone path
+PHONE_RENDER = "phone app"
+PHONE_NPU_SUT = "npu/litert"
+
+
+def phone_suts(suts: list[str]) -> list[str]:
+    """The systems on a phone: the requested ones plus the NPU through NNAPI (absent with the
+    phone's reason where it has none)."""
+    return list(suts) + ([PHONE_NPU_SUT] if PHONE_NPU_SUT not in suts else [])
+
+
+def phone_availability_rows(ctx, models: list[str], suts: list[str], kinds: list[str],
+                            reasons: dict[str, str | None]) -> pd.DataFrame:
+    rows = []
+    for m in models:
+        for sut in suts:
+            proc, eng = split_sut(sut)
+            why = phone.availability(ctx, m, eng, proc)
+            if why and proc == "npu":
+                why = f"the paper's DSP: {why}"
+            rows.append(dict(what="system", model=m, sut=sut, processor=proc, engine=eng, kind="",
+                             available=why is None, reason=why or ""))
+    for kind in kinds:
+        why = reasons.get(kind, f"unknown competitor kind {kind}")
+        rows.append(dict(what="competitor", model="", sut="", processor="", engine="", kind=kind,
+                         available=why is None, reason=why or ""))
+    return pd.DataFrame(rows)
+
+
+def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, list[int]]) -> pd.DataFrame:
+    from study.devices.adb import CompetitorError as PhoneCompetitorError
+    from study.engines.tflite_benchmark import samples as tb_samples
+
+    p = ctx.params
+    inf_group, cross_group = choose_groups(groups, p["inference_core_group"])
+
+    def usable(sel: pd.DataFrame) -> bool:
+        return bool(len(sel)) and bool(sel.available.all())
+
+    kinds_ok = [k for k in p["kinds"] if usable(avail[(avail.what == "competitor") & (avail.kind == k)])]
+    suts_ok = [(m, s) for m in p["models"] for s in phone_suts(p["suts"])
+               if usable(avail[(avail.what == "system") & (avail.model == m) & (avail.sut == s)])]
+    conds = conditions(kinds_ok, list(p["n_competitors"]), list(p["core_placements"]), cross_group is not None)
+    visits = schedule(conds, p["rounds"], ctx.seed)
+    log = ctx.raw_log()
+    gpu_cores = groups[cross_group] if cross_group else groups[inf_group]
+
+    def cfg_for(model, sut, visit, rnd, cond):
+        proc, _ = split_sut(sut)
+        return phone.config(ctx, model, proc, inf_group, sut=sut, kind=cond.kind, n_competitors=cond.n,
+                            competitor_cores=cond.competitor_cores,
+                            placement=placement_of(proc, cond.kind, cond.competitor_cores),
+                            condition=cond.label, round=rnd, visit=visit)
+
+    def cores_of(cond: Condition) -> list[int]:
+        if cond.kind == "gpu":
+            return gpu_cores
+        return groups[inf_group if cond.competitor_cores == "same" else cross_group]
+
+    frames = []
+    for visit, rnd, cond in visits:
+        configs = [cfg_for(m, s, visit, rnd, cond) for m, s in suts_ok]
+        if not configs:
+            break
+        settings = replace(visit_settings(ctx.settings, p["samples_per_visit"], p["visit_max_seconds"],
+                                          ctx.seed + visit, p["visit_warmup"]),
+                           block_size=max(1, min(ctx.settings.block_size, p["samples_per_visit"])))
+        done = tb_samples(log, configs, settings, ctx.env)
+        if len(done) and set(done.config) == {c.key for c in configs} and (done.stop_reason != "incomplete").all():
+            frames.append(_with_visit_info(done, log, visit))
+            continue  # resumed: measured before a kill
+        pids: list[int] = []
+        cores = cores_of(cond) if cond.n else None
+        t_start = time.time()
+        try:
+            if cond.n:
+                try:
+                    pids = pool.start(cond.kind, cond.n, cores)
+                except PhoneCompetitorError as e:
+                    log.append({"type": "visit_failed", "visit": visit, "round": rnd, "kind": cond.kind, "n": cond.n,
+                                "competitor_cores": cond.competitor_cores, "reason": str(e)[:500]})
+                    frames.append(pd.DataFrame([{**c.columns, "measurement": "failed",
+                                                 "reason": f"competitors not running: {e}"[:500]} for c in configs]))
+                    continue
+                time.sleep(p["ramp_s"])
+            t0 = time.monotonic()
+            df = phone.measure(ctx, configs, log, settings)
+            t1 = time.monotonic()
+            alive = sum(pool.running().values()) if pids else 0
+        finally:
+            if pids:
+                pool.stop(pids)
+        log.append({"type": "visit", "visit": visit, "round": rnd, "kind": cond.kind, "n": cond.n,
+                    "competitor_cores": cond.competitor_cores, "cores": cores, "pids": pids, "t_start": t_start,
+                    "t_end": time.time(), "measure_s": t1 - t0, "competitor_cpu_s": float("nan"),
+                    "competitors_alive_at_end": alive})
+        if ctx.settings.cooldown_s > 0:
+            time.sleep(ctx.settings.cooldown_s)
+        frames.append(_with_visit_info(df, log, visit))
+        failed = phone.failures(df, configs)
+        if len(failed):
+            frames.append(failed.assign(measurement="failed"))
+    out = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else pd.DataFrame()
+    if len(out):
+        if "measurement" not in out:
+            out.insert(0, "measurement", "latency")
+        out["measurement"] = out["measurement"].fillna("latency")
+        out["inference_core_group"] = inf_group
+        out["cross_core_group"] = cross_group or ""
+    return out
+
+
+def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(frames and gfxinfo counters, inference beside the app) on a phone."""
+    from study.devices.adb import AdbDeviceError
+    from study.engines.base import EngineUnavailable
+
+    p = ctx.params
+    groups = ctx.device.core_groups()
+    pkg = ctx.device.settings.gfxinfo_package
+    if not pkg:
+        return (pd.DataFrame([dict(measurement="corun_failed", inference_sut="", render=PHONE_RENDER,
+                                   reason="no co-running app on the phone: set adb.gfxinfo_package to the package of "
+                                          "an app playing video (e.g. org.videolan.vlc) and start it")]),
+                pd.DataFrame())
+    if p["corun_core_group"] not in groups:
+        raise ParamError(f"{FINDING}.corun_core_group: {p['corun_core_group']!r} unknown on this phone "
+                         f"({sorted(groups)})")
+    infs: list[tuple[str, str] | None] = [None]
+    for m in p["corun_models"]:
+        for s in phone_suts(p["corun_suts"]):
+            proc, eng = split_sut(s)
+            if phone.availability(ctx, m, eng, proc) is None:
+                infs.append((m, s))
+    log, app_log = ctx.raw_log(), ctx.raw_log(APP_LOG)
+    rng = random.Random(ctx.seed + 7)
+    runs = []
+    for rnd in range(p["corun_rounds"]):
+        block = list(infs)
+        rng.shuffle(block)
+        base = len(runs)
+        runs.extend((base + i, rnd, b) for i, b in enumerate(block))
+    finished = {r.get("run_key") for r in app_log.records("app_done")}
+    failures = []
+    for run, rnd, inf in runs:
+        model, sut = inf if inf else ("", "")
+        proc_name, eng = split_sut(sut) if sut else ("none", "")
+        tag = {"run": run, "corun_round": rnd, "render": PHONE_RENDER, "inference_model": model,
+               "inference_sut": sut or "idle", "inference_processor": proc_name, "inference_engine": eng,
+               "clip": "", "package": pkg}
+        tag["run_key"] = json.dumps(tag, sort_keys=True)
+        if tag["run_key"] in finished:
+            continue
+        during = None
+        if inf:
+            cfg = phone.config(ctx, model, proc_name, p["corun_core_group"])
+            during = (lambda c=cfg: phone.block(ctx, c, 1, ctx.settings.warmup,
+                                                extra_flags={"min_secs": p["corun_seconds"]}))
+        time.sleep(p["app_warmup_s"])  # the phone settles after the previous run
+        try:
+            fr, counters, res = phone.frame_trace(ctx, p["corun_seconds"], during)
+        except (AdbDeviceError, EngineUnavailable) as e:
+            if getattr(e, "disconnected", False):
+                raise
+            failures.append({**tag, "reason": f"{type(e).__name__}: {e}"[:400]})
+            continue
+        fps = float(round(1000.0 / float(np.median(fr.frame_interval_ms)))) if len(fr) else np.nan
+        for rec in fr.to_dict("records"):
+            app_log.append({"type": "frame", **tag, "fps": fps, **rec})
+        app_log.append({"type": "gfxinfo", **tag, "fps": fps, **counters})
+        if res is not None:
+            log.append({"type": "corun_sample", **tag, "fps": fps, "sample": 0, "latency_ms": res["latency_ms"],
+                        "n": res["n"], "init_ms": res["init_ms"], "aggregate": True, "method": res["method"],
+                        "t_wall": time.time()})
+        app_log.append({"type": "app_done", "run_key": tag["run_key"], "frames": len(fr)})
+    frames = pd.DataFrame(app_log.records("frame"))
+    gfx = pd.DataFrame(app_log.records("gfxinfo"))
+    samples = pd.DataFrame(log.records("corun_sample"))
+    if len(frames):
+        frames.insert(0, "measurement", "frame")
+    if len(gfx):
+        gfx.insert(0, "measurement", "corun_gfxinfo")
+    if len(samples):
+        samples.insert(0, "measurement", "corun_inference")
+    for f in failures:
+        f["measurement"] = "corun_failed"
+    frames = pd.concat([x for x in (frames, gfx, pd.DataFrame(failures)) if len(x)], ignore_index=True) \
+        if len(frames) or len(gfx) or failures else pd.DataFrame()
+    return frames, samples
+
+
+def measure_phone(ctx) -> pd.DataFrame:
+    """``measure`` on a phone (module docstring): the same tidy schema."""
+    p = ctx.params
+    groups = {k: list(v) for k, v in ctx.device.core_groups().items()}
+    gpu_model = phone.gpu_competitor_model(ctx, p["models"])
+    with phone.competitor_pool(ctx, gpu_model) as pool:
+        reasons = pool.reasons()
+        avail = pd.concat([phone_availability_rows(ctx, p["models"], phone_suts(p["suts"]), p["kinds"],
+                                                   reasons).assign(part="contention"),
+                           phone_availability_rows(ctx, p["corun_models"], phone_suts(p["corun_suts"]), [],
+                                                   reasons).assign(part="corun")], ignore_index=True)
+        pkg = ctx.device.settings.gfxinfo_package
+        avail = pd.concat([avail, pd.DataFrame([dict(
+            what="render", model="", sut="", processor=PHONE_RENDER, engine="", kind="", available=bool(pkg),
+            reason="" if pkg else "no co-running app: adb.gfxinfo_package is empty", part="corun")])],
+            ignore_index=True)
+        lat = measure_contention_phone(ctx, avail, pool, groups)
+    frames, corun = measure_corun_phone(ctx, avail)
+    unavailable = avail[~avail.available].copy()
+    unavailable.insert(0, "measurement", "unavailable")
+    data = pd.concat([x for x in (lat, frames, corun, unavailable) if len(x)], ignore_index=True)
+    if "available" in data:
+        data["available"] = data["available"].astype("boolean")
+    ctx.write(data)
+    ctx.write(avail, table="availability")
+    ctx.raw_log().mark_complete(finding=FINDING)
+    ctx.raw_log(APP_LOG).mark_complete(finding=FINDING)
+    return data
+
+
+def phone_notes(data: pd.DataFrame, slowdown: pd.DataFrame) -> dict[str, str]:
+    """What the phone's claim rows add to their reasons (method, the NPU as the paper's DSP)."""
+    notes = {"C5": "phone: latencies are per-call means of benchmark_model blocks (no per-run latencies); the "
+                   "bootstrap resamples call means; competitors run on the phone (shell busy loops, dd, "
+                   "benchmark_model on the GPU)"}
+    fr = data[data["measurement"] == "frame"] if "measurement" in data else data.iloc[:0]
+    pkg = ", ".join(sorted(set(fr["package"].dropna().astype(str)))) if "package" in fr else ""
+    notes["C6"] = (f"phone: {pkg} frames from dumpsys gfxinfo framestats (missed = janky: FrameCompleted - "
+                   "IntendedVsync > frame interval); the frame rate is the display's, not contention.fps; inference = "
+                   "one benchmark_model call running for corun_seconds") if len(fr) else ""
+    sd = slowdown
+    npu = sd[(sd.processor == "npu") & sd.available.astype(bool) & (sd.n_competitors > 0)] if len(sd) else sd
+    if len(npu):
+        nmax = npu.n_competitors.max()
+        top = npu[npu.n_competitors == nmax]
+        notes["dsp"] = "NPU (NNAPI; the paper's DSP) slowdown at {} competitors: {}".format(
+            int(nmax), "; ".join(f"{r.kind} ({r.competitor_cores} cores) {r.slowdown:.2f}x [{r.ci_lo:.2f}, "
+                                 f"{r.ci_hi:.2f}]" for r in top.itertuples()))
+    return notes
+
+
 def measure(ctx) -> pd.DataFrame:
     """Contention latencies, co-running app frames and the inference beside it, plus one
     ``measurement='unavailable'`` row for every system or competitor kind absent here.
     Writes the tidy dataset; closes both raw logs with a ``complete`` marker."""
+    if phone.is_phone(ctx):
+        return measure_phone(ctx)
     p = ctx.params
     avail = pd.concat([availability_rows(ctx, p["models"], p["suts"], p["kinds"]).assign(part="contention"),
                        availability_rows(ctx, p["corun_models"], p["corun_suts"], []).assign(part="corun")],
@@ -829,7 +1091,7 @@ CLAIM_COLUMNS = ["claim", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_va
 
 
 def claims_table(data: pd.DataFrame, contrast: pd.DataFrame, vs_idle: pd.DataFrame, params: dict[str, Any],
-                 n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+                 n_boot: int = 2000, seed: int = 0, dsp_note: str | None = None) -> pd.DataFrame:
     rows = []
     # ---- C5
     lat = latency_rows(data)
@@ -842,6 +1104,8 @@ def claims_table(data: pd.DataFrame, contrast: pd.DataFrame, vs_idle: pd.DataFra
         if len(c5) else c5
     npu_why = un[un.processor == "npu"].reason
     dsp = f"DSP not measurable: {npu_why.iloc[0]}" if len(npu_why) else "DSP not measurable on this device"
+    if dsp_note:
+        dsp = dsp_note
     text5 = (f"slowdown (median latency with {nmax} same-processor competitors / none) of the CPU configuration "
              f"over that of the GPU configuration > 1")
     if len(c5):
@@ -940,7 +1204,23 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables["interaction_tests"] = tests
     tables["cpu_vs_gpu"] = cpu_vs_gpu(data, n_boot, seed)
     tables["corun"], tables["corun_vs_idle"] = corun_table(data, n_boot, seed)
-    tables["claims"] = claims_table(data, tables["cpu_vs_gpu"], tables["corun_vs_idle"], p, n_boot, seed)
+    if phone.is_phone(ctx):
+        fr = data[data["measurement"] == "frame"] if "measurement" in data else data.iloc[:0]
+        fps = fr["fps"].dropna() if "fps" in fr else pd.Series(dtype=float)
+        claim_p = {**p, "claim_fps": float(fps.mode().iloc[0])} if len(fps) else p  # the display's rate
+        notes = phone_notes(data, tables["slowdown"])
+        claims = claims_table(data, tables["cpu_vs_gpu"], tables["corun_vs_idle"], claim_p, n_boot, seed,
+                              dsp_note=notes.get("dsp"))
+        for c in ("C5", "C6"):
+            if not notes[c]:
+                continue
+            sel = claims["claim"] == c
+            claims.loc[sel, "reason"] = claims.loc[sel, "reason"].astype(str) + "; " + notes[c]
+            claims.loc[sel, "text"] = claims.loc[sel, "text"].astype(str).str.replace(
+                f", app drawing on the {PHONE_RENDER}", f", {PHONE_RENDER}", regex=False)
+        tables["claims"] = claims
+    else:
+        tables["claims"] = claims_table(data, tables["cpu_vs_gpu"], tables["corun_vs_idle"], p, n_boot, seed)
     for name, df in tables.items():
         ctx.write(df, table=name)
     return tables
@@ -1016,7 +1296,7 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     figs["slowdown"] = fig
 
     cr = tables["corun"]
-    renders = sorted(cr.render.unique()) if len(cr) else ["cpu"]
+    renders = sorted(cr.render.unique()) if len(cr) else ([PHONE_RENDER] if phone.is_phone(ctx) else ["cpu"])
     fig2, axes2 = plotting.figure(4.2 * len(renders), 3.4, ncols=len(renders), squeeze=False, sharey=True)
     for j, render in enumerate(renders):
         ax = axes2[0][j]
@@ -1044,7 +1324,8 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
             ax.set_xticklabels([f"{f:g} fps" for f in fpss])
         plotting.mark_paper(ax, PAPER_DROP_PCT, "paper: >90% (VGG-16 on GPU)")
         ax.set_ylim(0, 100)
-        ax.set_title(f"app drawing on the {render}", fontsize=9)
+        ax.set_title("co-running app on the phone (dumpsys gfxinfo)" if render == PHONE_RENDER
+                     else f"app drawing on the {render}", fontsize=9)
         if j == 0:
             ax.set_ylabel("missed deadlines (% of frames)")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, 0.86))

@@ -42,6 +42,12 @@ with a paired block bootstrap.
 Tidy dataset: one row per measurement, its kind in ``record``: ``frame`` (one frame of one
 trace), ``memory`` (one frame of the memory replay), ``absent`` (a model x processor that
 cannot run here, with the reason) and ``error`` (a group that failed, with the error).
+
+On a phone (``device=adb:SERIAL``) nothing is measured: reuse decides per frame in Python
+around each inference, and a phone runs only ``benchmark_model`` (``study.phone``,
+``PHONE_SUPPORT``). The stage still writes its outputs: one ``absent`` row per model x
+processor x clip with that reason, the C8 claim as ``not measurable``, a figure saying so,
+and its raw log.
 """
 from __future__ import annotations
 
@@ -56,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study import reuse
+from study import phone, reuse
 from study.config import Field, ParamError
 
 FINDING = "frame_reuse"
@@ -352,8 +358,21 @@ def _measure_group(ctx, g: _Group, clip: str, frames: np.ndarray, log, run_id: s
     return rows
 
 
+def measure_phone(ctx) -> pd.DataFrame:
+    """On a phone: the dataset says what was not measured and why (nothing runs there)."""
+    p = ctx.params
+    rows = [dict(record="absent", model=m, task=task_of(m), trained=m in TRAINED, engine=engine_of(m), processor=pr,
+                 clip=clip) for m in p["models"] for pr in p["processors"] for clip in clips_of(m, p)]
+    df = tidy(phone.unsupported_rows(FINDING, ctx.device_spec, rows), ctx)
+    ctx.write(df)
+    phone.close_raw_logs(ctx, [FINDING], FINDING)
+    return df
+
+
 def measure(ctx) -> pd.DataFrame:
     """Per-frame traces of every mechanism x threshold; writes the tidy dataset."""
+    if phone.is_phone(ctx):
+        return measure_phone(ctx)
     from study import video
     from study.engines.base import EngineUnavailable
     from study.measure import current_affinity, set_affinity
@@ -454,6 +473,15 @@ def _records(data: pd.DataFrame, kind: str) -> pd.DataFrame:
     return data[data["record"] == kind].copy()
 
 
+SUMMARY_COLUMNS = ["model", "task", "trained", "engine", "processor", "clip", "mechanism", "threshold", "n_frames",
+                   "lat_mean", "lat_ci_lo", "lat_ci_hi", "lat_median", "metric", "fidelity", "fid_ci_lo", "fid_ci_hi",
+                   "metric2", "fidelity2", "computed_share", "recomputed_share", "reuse_share", "floor",
+                   "mem_cache_bytes", "ratio", "ratio_ci_lo", "ratio_ci_hi", "reduction", "red_ci_lo", "red_ci_hi",
+                   "p_latency", "p_fidelity", "mem_transient_first_bytes", "mem_transient_steady_bytes", "mem_method",
+                   "mem_peak_bytes", "mem_steady_peak_bytes", "meets_floor", "qualifies", "contradicts", "p_joint",
+                   "pareto"]
+
+
 def summary_table(data: pd.DataFrame, p: dict[str, Any], seed: int = 0) -> pd.DataFrame:
     """One row per model x clip x processor x mechanism x threshold: mean latency per frame
     and mean fidelity with block-bootstrap CIs, the paired latency ratio to full
@@ -521,7 +549,7 @@ def summary_table(data: pd.DataFrame, p: dict[str, Any], seed: int = 0) -> pd.Da
             rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
-        return df
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
     df["meets_floor"] = df["fid_ci_lo"] >= df["floor"]
     df["qualifies"] = (df["mechanism"] != "full") & df["meets_floor"] & (df["red_ci_lo"] >= p["min_reduction"])
     df["contradicts"] = (df["fid_ci_hi"] < df["floor"]) | (df["red_ci_hi"] < p["min_reduction"])
@@ -655,6 +683,8 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "availability": absent[avail_cols].reset_index(drop=True) if len(absent) else pd.DataFrame(columns=avail_cols),
         "claims": claims(summary, p, absent),
     }
+    if phone.is_phone(ctx):  # nothing ran: one reason, not one per model x processor
+        tables["claims"]["reason"] = phone.unsupported_reason(FINDING, ctx.device_spec)
     for name, t in tables.items():
         ctx.write(t, table=name)
     return tables
@@ -796,10 +826,21 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
             figs[f"timeline-{pr}"] = timeline_figure(tables["timeline"], pr)
     import matplotlib.pyplot as plt
 
+    if phone.is_phone(ctx):
+        figs["not_measured"] = _phone_notice(ctx, tables)
     for name, f in figs.items():
+        if name == "not_measured":
+            continue  # saved already
         ctx.save(f, name)
         plt.close(f)  # saved; the notebook displays the returned figures once
     return figs
+
+
+def _phone_notice(ctx, tables: dict[str, pd.DataFrame]):
+    av = tables.get("availability", pd.DataFrame())
+    what = sorted({f"{r['model']} on {r['processor']}" for _, r in av.iterrows()}) if len(av) else []
+    return phone.notice_figure(ctx, "not_measured", f"C8 (frame reuse): not measurable on {ctx.device_spec}",
+                               [phone.unsupported_reason(FINDING), "not measured: " + ", ".join(what)])
 
 
 def run(ctx) -> dict[str, Any]:

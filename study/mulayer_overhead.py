@@ -31,6 +31,11 @@ float32 CPU model (``agreement`` table). Slowdowns are ratios of medians with bo
 
 ``input_size`` (0 = each model's standard input) lets the quick profile use smaller
 images on a 2-core host; the reference profile uses the standard sizes.
+
+On a phone (``device=adb:SERIAL``) nothing is measured: co-execution is ``study.coexec``, a
+PyTorch engine in Python processes, and a phone runs only ``benchmark_model``
+(``study.phone``, ``PHONE_SUPPORT``). The stage still writes its outputs: one absent row per
+model x pair with that reason, C3 and C4 as ``not measurable``, a figure saying so, its raw logs.
 """
 from __future__ import annotations
 
@@ -42,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study import stats
+from study import phone, stats
 from study.config import Field, ParamError, check_models
 from study.measure import Config, RawLog, config_key, set_affinity, current_affinity
 
@@ -323,7 +328,21 @@ def _agreement(plan, rt, model: str, entries, x_ref_out, frame_ref_outs) -> list
     return rows
 
 
+def measure_phone(ctx) -> pd.DataFrame:
+    """On a phone: the dataset says what was not measured and why (nothing runs there)."""
+    p = ctx.params
+    ga, gb = p["cpu_groups"]
+    pairs = [dict(pair="cpu+gpu", pair_kind="cpu+gpu", proc_a="gpu", proc_b="cpu") if k == "cpu+gpu" else
+             dict(pair=f"{ga}+{gb}", pair_kind=k, proc_a=ga, proc_b=gb) for k in p["pairs"]]
+    data = phone.unsupported_rows(FINDING, ctx.device_spec, [dict(model=m, **pr) for m in p["models"] for pr in pairs])
+    ctx.write(data)
+    phone.close_raw_logs(ctx, [FINDING, f"{FINDING}-profile"], FINDING)
+    return data
+
+
 def measure(ctx) -> pd.DataFrame:
+    if phone.is_phone(ctx):
+        return measure_phone(ctx)
     import torch
 
     from study import coexec
@@ -747,6 +766,8 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "absent": absent.reset_index(drop=True),
     }
     tables["claims"] = claims_table(d, absent, parts, n_boot, seed, p.get("idle_threshold", 0.5))
+    if phone.is_phone(ctx):  # nothing ran: the one reason
+        tables["claims"]["reason"] = phone.unsupported_reason(FINDING, ctx.device_spec)
     for name, t in tables.items():
         ctx.write(t, table=name)
     return tables
@@ -904,6 +925,12 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     }
     for name, fig in figs.items():
         ctx.save(fig, name)
+    if phone.is_phone(ctx):
+        ab = tables.get("absent", pd.DataFrame())
+        what = sorted({f"{r['model']} on {r['pair']}" for _, r in ab.iterrows()}) if len(ab) else []
+        figs["not_measured"] = phone.notice_figure(
+            ctx, "not_measured", f"C3, C4 (muLayer co-execution): not measurable on {ctx.device_spec}",
+            [phone.unsupported_reason(FINDING), "not measured: " + ", ".join(what)])
     return figs
 
 

@@ -32,6 +32,23 @@ Main dataset ``data/<device>/profiling_error.parquet``: one row per measurement,
 {``offline`` (harness sample), ``op_time`` (one operator's time), ``scenario`` (one
 inference of the trace), ``sensors`` (a reading), ``absent`` (what could not run, why),
 ``error`` (a configuration that failed during the trace)}.
+
+On a phone (``device=adb:SERIAL``; ``study.phone``) the candidates are the phone's own:
+``litert/cpu/<group>`` for each of its core groups (``big``, ``mid1``.., ``little``, ``all``),
+``litert/gpu/all`` and ``litert/npu/all`` (NNAPI), each absent with the phone's reason
+where it cannot run; requested candidates that exist on the phone are kept, the others are
+``absent`` rows (PyTorch/ONNX Runtime: no Python there; host core groups). Everything runs
+through ``benchmark_model``, which prints aggregates only, so:
+
+* offline end-to-end = idle benchmark blocks (``study.phone.measure``), one row per call
+  with its mean; offline operator sum = the op profile's top-level nodes
+  (``--enable_op_profiling``, pinned to the candidate's cores; a delegate partition is one
+  node);
+* the scenario's steps are ONE benchmark_model call per configuration (``block_size``
+  runs after ``warmup``; the model is loaded anew each call), so every trace value, the
+  runtime estimators' observations and the decisions are per-block means;
+* competitors run on the phone (``AdbCompetitorPool``), started at each segment change and
+  ended at the next (``scenario.RestartLoadController``: no pause/resume over adb).
 """
 from __future__ import annotations
 
@@ -42,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from study import estimators as E
+from study import phone
 from study import scenario as S
 from study.config import PROCESSORS, Field, ParamError, check_models
 from study.measure import Config, current_affinity, sensor_summary, set_affinity
@@ -345,7 +363,174 @@ def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return df
 
 
+# =========================================================================== the phone path
+def phone_candidates(groups: dict[str, list[int]], requested: list[str]) -> tuple[list[str], list[dict]]:
+    """(the phone's candidates, absent rows for requested ones it cannot run)."""
+    cands = [f"litert/cpu/{g}" for g in groups] + ["litert/gpu/all", "litert/npu/all"]
+    absent = []
+    for c in requested:
+        if c in cands:
+            continue
+        e, pr, g = parse_candidate(c)
+        why = phone.engine_reason(e)
+        if why is None and g not in groups:
+            why = (f"core group {g!r} not on this phone (groups: {sorted(groups)}); the phone's candidates are its "
+                   f"core groups and accelerators")
+        if why:
+            absent.append(dict(part="absent", candidate=c, reason=why))
+        else:
+            cands.append(c)
+    return cands, absent
+
+
+def plan_phone(ctx, groups: dict[str, list[int]], reasons: dict[str, str | None]
+               ) -> tuple[list[dict], list[dict], list[str], list[str]]:
+    """``plan`` on a phone: (available configurations, absent rows, phase kinds, competitor groups)."""
+    p = ctx.params
+    cands, absent = phone_candidates(groups, list(p["candidates"]))
+    avail = []
+    for model in p["models"]:
+        for cand in cands:
+            e, pr, g = parse_candidate(cand)
+            row = dict(model=model, candidate=cand, config=config_name(model, cand), engine=phone.ENGINE, processor=pr,
+                       core_group=g)
+            why = phone.availability(ctx, model, e, pr)
+            if why:
+                absent.append({**row, "part": "absent", "reason": why})
+            else:
+                avail.append(row)
+    comp_groups = [g for g in p["competitor_groups"] if g in groups]
+    if not comp_groups:
+        comp_groups = list(groups)
+        absent.append(dict(part="absent", candidate="competitor groups " + ", ".join(p["competitor_groups"]),
+                           reason=f"not on this phone; its own groups are used: {', '.join(comp_groups)}"))
+    kinds = []
+    for k in p["phase_kinds"]:
+        need = S.PHASE_NEEDS[k]
+        why = reasons.get(need) if need else None
+        if why:
+            absent.append(dict(part="absent", candidate=f"phase {k}", reason=f"{k} phases left out: {why}"))
+        else:
+            kinds.append(k)
+    return avail, absent, kinds, comp_groups
+
+
+def offline_profiles_phone(ctx, avail: list[dict], log, groups: dict[str, list[int]]
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """Idle benchmark blocks (one row per call, its mean) and the op profile of every configuration."""
+    configs = [phone.config(ctx, a["model"], a["processor"], a["core_group"], candidate=a["candidate"])
+               for a in avail]
+    samples = phone.measure(ctx, configs, log)
+    absent = []
+    for f in phone.failures(samples, configs).to_dict("records"):
+        absent.append(dict(part="absent", model=f["model"], candidate=f["candidate"],
+                           config=config_name(f["model"], f["candidate"]), engine=phone.ENGINE,
+                           processor=f["processor"], core_group=f["core_group"], reason=f"offline run {f['reason']}"))
+    if len(samples):
+        samples = samples.rename(columns={"config": "config_key"})
+        samples["config"] = [config_name(m, c) for m, c in zip(samples.model, samples.candidate)]
+        samples["part"] = "offline"
+    bad = {a["config"] for a in absent}
+    ops = []
+    for a in avail:
+        if a["config"] in bad:
+            continue
+        cores = tuple(groups[a["core_group"]])
+        threads = ctx.threads_for(a["processor"], cores)
+        t0 = time.time()
+        try:
+            op = phone.op_profile(ctx, a["model"], a["processor"], cores, threads, ctx.params["op_runs"])
+        except Exception as e:  # noqa: BLE001 - the end-to-end profile stands; the operator sum is missing
+            from study.devices import DeviceError
+
+            if isinstance(e, DeviceError) and getattr(e, "disconnected", False):
+                raise
+            op = pd.DataFrame([dict(op_index=-1, op_type="", op_name="", placed_on="", time_ms=np.nan, n=0,
+                                    method=f"failed: {type(e).__name__}: {e}"[:300])])
+        op = op.drop(columns=[c for c in ("model", "engine", "processor") if c in op.columns])
+        op = op.rename(columns={"n": "op_n"}).assign(**a, part="op_time", threads=threads,
+                                                     cores=",".join(map(str, cores)), profile_seconds=time.time() - t0)
+        for rec in op.to_dict("records"):
+            log.append({"type": "op_time", **rec})
+        ops.append(op)
+    return samples, (pd.concat(ops, ignore_index=True) if ops else pd.DataFrame()), absent
+
+
+def scenario_trace_phone(ctx, avail: list[dict], kinds: list[str], comp_groups: list[str], log,
+                         groups: dict[str, list[int]], pool) -> tuple[pd.DataFrame, pd.DataFrame, list, list[dict]]:
+    """The seeded scenario on the phone: each step one benchmark block per configuration."""
+    from study.engines.base import EngineUnavailable
+
+    p = ctx.params
+    schedule = S.make_schedule(p["scenario_seconds"], [ctx.seed, p["scenario_seed"]], kinds,
+                               phase_s=p["phase_seconds"], burst_s=p["burst_seconds"], cpu_n=p["cpu_competitors"],
+                               memory_n=p["memory_competitors"], gpu_n=p["gpu_competitors"], groups=comp_groups)
+    if log.records():  # an earlier scenario that did not finish: history, not resumed (a trace is continuous)
+        log.mark_complete(abandoned=True)
+    log.append({"type": "meta", "t_wall": time.time(), "seed": ctx.seed, "scenario_seed": p["scenario_seed"],
+                "configs": [a["config"] for a in avail], "phase_kinds": kinds, "competitor_groups": comp_groups,
+                "schedule": [s.as_row() for s in schedule], "core_groups": groups,
+                "block_runs": ctx.settings.block_size, "method": phone.BLOCK_METHOD})
+    trace_cfgs, errors = [], []
+    for a in avail:
+        cfg = phone.config(ctx, a["model"], a["processor"], a["core_group"], candidate=a["candidate"])
+        sess = phone.BlockSession(ctx, cfg, ctx.settings.block_size, ctx.settings.warmup)
+        try:
+            sess.measure_block()  # the configuration runs (its failure is a reason, not a hole in the trace)
+        except EngineUnavailable as e:
+            errors.append({**a, "part": "absent", "reason": f"scenario session failed: {e}"[:500]})
+            continue
+        cols = {**cfg.columns, "config": a["config"], "cores": ",".join(map(str, cfg.cores or ())),
+                "post_run_cpu_ms": np.nan}
+        trace_cfgs.append(S.TraceConfig(a["config"], cols, sess, cfg.cores, None))
+    rows, sens = [], []
+    if trace_cfgs:
+        ctl = S.RestartLoadController(pool, lambda g: groups[g])
+        try:
+            ctl.prepare(S.competitor_needs(schedule))
+            log.append({"type": "competitors", "t_wall": time.time(),
+                        "pool": "AdbCompetitorPool (started and ended per segment)"})
+            rows, sens = S.run_trace(trace_cfgs, schedule, apply_load=lambda seg: ctl.apply(seg.load), log=log,
+                                     order_seed=[ctx.seed, p["scenario_seed"], 1], read_sensors=ctx.device.read_sensors,
+                                     sensor_interval_s=p["sensor_interval_s"])
+        finally:
+            ctl.resume_all()
+    for c in trace_cfgs:
+        if c.error:
+            errors.append(dict(part="error", model=c.columns["model"], candidate=c.columns["candidate"],
+                               config=c.name, reason=f"failed during the scenario: {c.error}"))
+    trace = pd.DataFrame(rows)
+    if len(trace):
+        trace = trace.drop(columns=["type"]).assign(part="scenario")
+    srows = [{"part": "sensors", "t_s": r["t_s"], "why": r["why"],
+              **{k: r[k] for k in ("segment", "phase", "phase_kind", "load", "burst_on")},
+              **sensor_summary(r["sensors"])} for r in sens]
+    return trace, pd.DataFrame(srows), schedule, errors
+
+
+def measure_phone(ctx) -> pd.DataFrame:
+    olog = ctx.raw_log(OFFLINE_LOG)
+    slog = ctx.raw_log(FINDING)
+    groups = {k: list(v) for k, v in ctx.device.core_groups().items()}
+    with phone.competitor_pool(ctx, phone.gpu_competitor_model(ctx, ctx.params["models"])) as pool:
+        avail, absent, kinds, comp_groups = plan_phone(ctx, groups, pool.reasons())
+        samples, ops, failed = offline_profiles_phone(ctx, avail, olog, groups)
+        bad = {f["config"] for f in failed}
+        usable = [a for a in avail if a["config"] not in bad]
+        trace, sens, schedule, errors = scenario_trace_phone(ctx, usable, kinds, comp_groups, slog, groups, pool)
+    data = tidy([samples, ops, trace, sens, pd.DataFrame(absent + failed + errors)])
+    ctx.write(data)
+    ctx.write(pd.DataFrame([s.as_row() for s in schedule]), table="schedule")
+    olog.mark_complete()
+    slog.mark_complete()
+    olog.close()
+    slog.close()
+    return data
+
+
 def measure(ctx) -> pd.DataFrame:
+    if phone.is_phone(ctx):
+        return measure_phone(ctx)
     olog = ctx.raw_log(OFFLINE_LOG)
     slog = ctx.raw_log(FINDING)
     # core groups once, before any pinning: LocalDevice.core_groups() reads the current affinity
@@ -560,6 +745,10 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "sensors": sensors_table(data),
     }
     tables["claims"] = claims(tests, regret, rdiff, switching, avail, p, tables["errors_by_phase"])
+    if phone.is_phone(ctx):
+        note = ("; phone: every latency (offline, trace, estimator input and decision) is the mean of one "
+                "benchmark_model block (no per-run latencies); offline operator sum from --enable_op_profiling")
+        tables["claims"]["reason"] = tables["claims"]["reason"].astype(str) + note
     for name, df in tables.items():
         ctx.write(df, table=name)
     return tables
@@ -638,7 +827,8 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
         handles, labels = axes[0, 0].get_legend_handles_labels()
         handles += [Patch(color=c, alpha=0.3, label=f"{k} phase") for k, c in PHASE_COLORS.items() if c]
         fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=7, bbox_to_anchor=(0.5, 1 - 0.3 / height))
-        fig.suptitle("Latency trace with the estimators' predictions (made before each inference)",
+        each = "each benchmark_model block: its mean" if phone.is_phone(ctx) else "each inference"
+        fig.suptitle(f"Latency trace with the estimators' predictions (made before {each})",
                      y=1 - 0.05 / height, fontsize=10)
         figs["trace"] = fig
         ctx.save(fig, "trace")

@@ -20,6 +20,20 @@ Stage ``rigor`` (notebook ``00_rigor.ipynb``), run before the findings:
   checked: the harness's order-statistic CI of the median (treats all samples as
   independent) and the *rerun interval* (block bootstrap, widened for the rerun's own
   sampling error), which accounts for drift between the harness's interleaved blocks.
+
+On a phone (``device=adb:SERIAL``, ``study.phone``) every number comes from LiteRT's
+``benchmark_model``, which prints aggregates only (no per-run latencies), so each part works
+on per-call block means (``aggregate=True`` rows; the methods table lists what differs):
+
+* burst vs sustained: ``benchmark_model`` blocks back to back for ``sustained_seconds``
+  (each a fresh model load + warm-up + ``block_size`` runs), sensors (cluster clocks,
+  thermal zones, GPU clock, battery) read between blocks; trend tests on the block means;
+* between-run: each run is one independent ``benchmark_model`` invocation (a new process
+  on the phone) of ``samples_per_run`` runs, configurations interleaved; the variance split
+  is computed from each invocation's mean and standard deviation (log scale by the delta
+  method, ``variance_components_aggregate``);
+* coverage: the configurations measured twice with ``study.phone.measure`` (interleaved
+  blocks, the profile's stopping rule on the pooled mean); intervals over block means.
 """
 from __future__ import annotations
 
@@ -36,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from study import paths, stats
+from study import paths, phone, stats
 from study.config import PROCESSORS, Field, ParamError, check_models
 from study.measure import Config, Harness, HarnessSettings, RawLog, sensor_summary, set_affinity
 
@@ -70,6 +84,8 @@ def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- methods table
 def methods_table(device) -> pd.DataFrame:
     """Each METHODS.md practice on this device: applied, not applicable (why) or unavailable."""
+    if phone.is_phone(device):
+        return methods_table_phone(device)
     procs = {p.name: p for p in device.processors()}
     s = device.read_sensors()
     groups = device.core_groups()
@@ -121,6 +137,76 @@ def methods_table(device) -> pd.DataFrame:
         ("GPU timing", "applied" if has_gpu else "not applicable",
          "outputs read back to the host (LiteRT) / torch.cuda.synchronize() before the clock stops" if has_gpu
          else f"no GPU: {gpu.reason if gpu else 'none'}"),
+    ]
+    return pd.DataFrame(rows, columns=["practice", "status", "how"]).assign(device=device.spec)
+
+
+def methods_table_phone(device) -> pd.DataFrame:
+    """The METHODS.md practices on a phone (benchmark_model over adb), and what differs from
+    the host method."""
+    procs = {p.name: p for p in device.processors()}
+    s = device.read_sensors()
+    groups = device.core_groups()
+
+    def unav(d):
+        return isinstance(d, dict) and d.get("status") == "unavailable"
+
+    freq, gov, thermal, gpu_clk, batt = (s.get(k, {}) for k in ("cpu_freq", "cpu_governor", "thermal", "gpu",
+                                                                "battery"))
+    gpu, npu = procs.get("gpu"), procs.get("npu")
+    fixed = bool(getattr(getattr(device, "settings", None), "fixed_performance_mode", False))
+    accel = [f"{p.name}: {'available' if p.available else p.reason}" for p in (gpu, npu) if p is not None]
+    rows = [
+        ("core placement", "applied",
+         f"every benchmark_model call runs under `taskset <mask>` of its core group, --num_threads = the group's size "
+         f"for the CPU; groups from the cpufreq policies: {groups}; the `core_group` parameter and `cores` column"),
+        ("clocks: record", "applied" if not unav(freq) else "unavailable",
+         (f"CPU frequency per cluster before/after each call ({freq.get('source')})" if not unav(freq)
+          else f"CPU frequency: {freq.get('why')}")
+         + ("; governor per policy recorded" if not unav(gov) else f"; governor: {gov.get('why')}")
+         + (f"; GPU clock from {gpu_clk.get('source')}" if not unav(gpu_clk)
+            else f"; GPU clock: {gpu_clk.get('why')}")),
+        ("clocks: fix/lock", "applied (requested)" if fixed else "not applied",
+         "adb.fixed_performance_mode: `cmd power set-fixed-performance-mode-enabled true` during each call; whether "
+         "the phone accepted it is in the fingerprint" if fixed else
+         "adb.fixed_performance_mode is false: clocks float with the governor; they are recorded per call and the "
+         "sustained run tests for throttling"),
+        ("heat", "applied" if not unav(thermal) else "applied; readings unavailable",
+         "cool-down parameter between calls (harness cooldown_s); "
+         + ("every readable /sys/class/thermal zone recorded per call" if not unav(thermal)
+            else f"thermal zones: {thermal.get('why')}")
+         + ("; battery temperature (dumpsys battery)" if not unav(batt) else "")
+         + "; burst vs sustained blocks with a trend test (stage rigor)"),
+        ("repetitions", "applied (per-call aggregates)",
+         "benchmark_model prints no per-run latencies: one row per call (block_size runs after `warmup` untimed runs, "
+         "the model loaded anew each call); stops at max_samples runs, max_seconds of timed runs, or when the "
+         "normal CI of the mean pooled from the calls' aggregates is narrow enough (not the order-statistic CI of "
+         "the median)"),
+        ("order", "applied",
+         "configurations interleaved one call at a time, order shuffled by a recorded seed; one stage at a time; "
+         "one experiment per phone at a time"),
+        ("reporting", "applied (over block means)",
+         "medians, bootstrap and order-statistic CIs computed over the per-call means (n runs each, with their std, "
+         "min, max in every row); raw calls in the JSONL log"),
+        ("delegation", "applied",
+         "benchmark_model's `Replacing N out of M node(s) with delegate` line: delegated vs total nodes per delegate; "
+         "per-operator placement from the op profile with the CPU fallback on TFLite kernels; " + "; ".join(accel)),
+        ("per-operator time", "applied (partitions)",
+         "--enable_op_profiling: CPU kernels per node; GPU/NNAPI delegates report one time per partition, not per "
+         "operator inside it (TFLite issue 53138)"),
+        ("GPU timing", "applied" if gpu is not None and gpu.available else "not applicable",
+         "timed by benchmark_model around Interpreter::Invoke on the phone (the GPU delegate returns after its outputs "
+         "are ready); no adb round trip inside a timing" if gpu is not None and gpu.available
+         else f"no GPU: {gpu.reason if gpu else 'none'}"),
+        ("sustained run (rigor)", "applied (phone method)",
+         "host: every inference timed back to back; phone: benchmark_model calls back to back (model load + warm-up + "
+         "block_size runs each), sensors between calls; burst/sustained and trends on the call means"),
+        ("between-run variation (rigor)", "applied (phone method)",
+         "host: independent Python processes with per-sample latencies; phone: independent benchmark_model "
+         "invocations, the within-run variance from each call's std (delta method on the log scale)"),
+        ("interval coverage (rigor)", "applied (phone method)",
+         "host: two child processes running the harness; phone: two measuring sessions of the same calls; intervals "
+         "over block means"),
     ]
     return pd.DataFrame(rows, columns=["practice", "status", "how"]).assign(device=device.spec)
 
@@ -276,19 +362,54 @@ def variance_components(df: pd.DataFrame, by: list[str], run: str = "run_id", va
         grand = np.concatenate(groups).mean()
         msb = sum(n * (x.mean() - grand) ** 2 for n, x in zip(ns, groups)) / (k - 1)
         msw = sum(((x - x.mean()) ** 2).sum() for x in groups) / (N - k)
-        n0 = (N - (ns ** 2).sum() / N) / (k - 1)
-        s2b = max(0.0, (msb - msw) / n0)
-        s2w = msw
-        F = msb / msw if msw > 0 else np.inf
-        p = float(st.f.sf(F, k - 1, N - k)) if np.isfinite(F) else 0.0
-        c = run_cost if run_cost is not None else 10.0
-        n_star = math.ceil(math.sqrt(c * s2w / s2b)) if s2b > 0 else int(ns.max())
-        n_star = max(n_star, 5)
-        r_star = max(2, math.ceil(z ** 2 * (s2b + s2w / n_star) / target ** 2))
-        rows.append(dict(zip(by, key if isinstance(key, tuple) else (key,)), runs=k, samples=int(N),
-                         between_cv=math.sqrt(s2b), within_cv=math.sqrt(s2w), icc=s2b / (s2b + s2w) if s2b + s2w else 0,
-                         F=F, p_between=p, run_cost_samples=c, plan_samples_per_run=n_star, plan_runs=r_star,
-                         plan_target_rel_halfwidth=target))
+        rows.append(_components_row(by, key, k, ns, msb, msw, target, run_cost, z))
+    return pd.DataFrame(rows)
+
+
+def _components_row(by, key, k: int, ns: np.ndarray, msb: float, msw: float, target: float,
+                    run_cost: float | None, z: float) -> dict[str, Any]:
+    """The split and the run plan from the one-way ANOVA mean squares (see variance_components)."""
+    N = ns.sum()
+    n0 = (N - (ns ** 2).sum() / N) / (k - 1)
+    s2b = max(0.0, (msb - msw) / n0)
+    s2w = msw
+    F = msb / msw if msw > 0 else np.inf
+    p = float(st.f.sf(F, k - 1, N - k)) if np.isfinite(F) else 0.0
+    c = run_cost if run_cost is not None else 10.0
+    n_star = math.ceil(math.sqrt(c * s2w / s2b)) if s2b > 0 else int(ns.max())
+    n_star = max(n_star, 5)
+    r_star = max(2, math.ceil(z ** 2 * (s2b + s2w / n_star) / target ** 2))
+    return dict(zip(by, key if isinstance(key, tuple) else (key,)), runs=k, samples=int(N),
+                between_cv=math.sqrt(s2b), within_cv=math.sqrt(s2w), icc=s2b / (s2b + s2w) if s2b + s2w else 0,
+                F=F, p_between=p, run_cost_samples=c, plan_samples_per_run=n_star, plan_runs=r_star,
+                plan_target_rel_halfwidth=target)
+
+
+def variance_components_aggregate(df: pd.DataFrame, by: list[str], run: str = "run_id", target: float = 0.02,
+                                  run_cost: float | None = None) -> pd.DataFrame:
+    """``variance_components`` from per-run aggregates (a phone: one benchmark_model invocation
+    per run, its ``n`` runs' mean ``latency_ms`` and population std ``latency_std_ms``).
+
+    On the log scale by the delta method: a run's log mean ~ log(mean), its within-run
+    variance ~ (std / mean)^2. MS_within = sum(n_i s_i^2) / (N - k) (``s_i`` the population
+    std as benchmark_model prints it); MS_between from the log means weighted by ``n_i``."""
+    z = st.norm.ppf(0.975)
+    rows = []
+    for key, g in df.groupby(by):
+        g = g[(g["n"] > 1) & (g["latency_ms"] > 0)]
+        k = g[run].nunique()
+        if k < 2 or len(g) != k:
+            continue
+        ns = g["n"].to_numpy(int)
+        lm = np.log(g["latency_ms"].to_numpy(float))
+        cv2 = (g["latency_std_ms"].fillna(0).to_numpy(float) / g["latency_ms"].to_numpy(float)) ** 2
+        N = ns.sum()
+        grand = float((ns * lm).sum() / N)
+        msb = float((ns * (lm - grand) ** 2).sum() / (k - 1))
+        msw = float((ns * cv2).sum() / (N - k))
+        row = _components_row(by, key, k, ns, msb, msw, target, run_cost, z)
+        row["method"] = ("per-invocation aggregates (mean, std, n of benchmark_model); log scale by the delta method")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -342,8 +463,146 @@ def _available(ctx, model: str, engine: str, processor: str) -> str | None:
     return get_engine(engine).availability(ctx.device, processor, ctx.model(model))
 
 
+# --------------------------------------------------------------------------- the phone path
+def sustained_blocks(ctx, model: str, processor: str, seconds: float, sensor_interval: float,
+                     log: RawLog) -> pd.DataFrame:
+    """On a phone: benchmark_model calls back to back for ``seconds`` (after the profile's
+    cool-down), each of ``block_size`` runs after ``warmup``; sensors between calls."""
+    cfg = phone.config(ctx, model, processor, ctx.params["core_group"])
+    if ctx.settings.cooldown_s:
+        time.sleep(ctx.settings.cooldown_s)
+    key = cfg.key
+    rows, t_start, next_sensor, i = [], time.monotonic(), 0.0, 0
+    while True:
+        now = time.monotonic() - t_start
+        if now >= seconds:
+            break
+        if now >= next_sensor:
+            reading = ctx.device.read_sensors()
+            log.append({"type": "sensors", "config": key, "t": now, "sensors": reading})
+            rows.append({**cfg.columns, "kind": "sensors", "t_s": now, "latency_ms": np.nan, "aggregate": False,
+                         **sensor_summary(reading)})
+            next_sensor = now + sensor_interval
+        t0 = time.monotonic() - t_start
+        b = phone.block(ctx, cfg, ctx.settings.block_size, ctx.settings.warmup)
+        t1 = time.monotonic() - t_start
+        log.append({"type": "sustained_block", "config": key, "i": i, "t": t0, "t_end": t1, **b})
+        rows.append({**cfg.columns, "kind": "inference", "t_s": t0, "t_end_s": t1, "latency_ms": b["latency_ms"],
+                     "n": b["n"], "latency_std_ms": b["latency_std_ms"], "latency_min_ms": b["latency_min_ms"],
+                     "latency_max_ms": b["latency_max_ms"], "init_ms": b["init_ms"], "aggregate": True,
+                     "method": b["method"]})
+        i += 1
+    df = pd.DataFrame(rows)
+    df["cores"] = ",".join(map(str, cfg.cores or ()))
+    return df
+
+
+AGG_KEYS = ("n", "latency_ms", "latency_std_ms", "latency_min_ms", "latency_max_ms", "init_ms", "t_start", "t_end",
+            "call_s", "aggregate", "method")
+
+
+def measure_phone(ctx) -> pd.DataFrame:
+    """The three parts on a phone (module docstring); the same tables as the host path."""
+    import random
+
+    from study.engines.base import EngineUnavailable
+
+    p = ctx.params
+    groups = ctx.device.core_groups()
+    cg = p["core_group"]
+    absent: list[dict[str, Any]] = []
+
+    def why_not(model: str, engine: str, proc: str, group: str) -> str | None:
+        why = phone.availability(ctx, model, engine, proc)
+        if why is None and group not in groups:
+            why = f"core group {group!r} not on this phone (groups: {sorted(groups)})"
+        return why
+
+    slog = ctx.raw_log("rigor-sustained")
+    traces, usable = [], []
+    for model in p["models"]:
+        for engine in p["engines"]:
+            for proc in p["processors"]:
+                why = why_not(model, engine, proc, cg)
+                if why is None:
+                    try:
+                        traces.append(sustained_blocks(ctx, model, proc, p["sustained_seconds"],
+                                                       p["sensor_interval_s"], slog))
+                        usable.append((model, proc))
+                        continue
+                    except EngineUnavailable as e:
+                        why = f"benchmark failed: {e}"[:500]
+                absent.append(dict(model=model, engine=engine, processor=proc, part="sustained", reason=why))
+    trace = pd.concat(traces, ignore_index=True) if traces else pd.DataFrame()
+    trace["core_group"] = cg
+    ctx.write(trace)
+    slog.mark_complete()
+
+    # between-run: every run one independent benchmark_model invocation per configuration, interleaved
+    stamp = f"{int(time.time()):x}"
+    blog = ctx.raw_log("rigor-between")
+    cfgs = [phone.config(ctx, m, pr, cg) for m, pr in dict.fromkeys(usable)]
+    rng = random.Random(ctx.seed)
+    rows, walls = [], []
+    for k in range(p["between_runs"]):
+        rid = f"between-{k}-{stamp}"
+        order = list(cfgs)
+        rng.shuffle(order)
+        for cfg in order:
+            try:
+                b = phone.block(ctx, cfg, p["samples_per_run"], ctx.settings.warmup)
+            except EngineUnavailable as e:
+                absent.append(dict(model=cfg.columns["model"], engine=phone.ENGINE, processor=cfg.processor,
+                                   part="between", reason=f"benchmark failed ({rid}): {e}"[:500]))
+                continue
+            blog.append({"type": "invocation", "config": cfg.key, "run_id": rid, **b})
+            rows.append({**cfg.columns, "run_id": rid, "block": 0, **{x: b[x] for x in AGG_KEYS}})
+            walls.append(b["call_s"])
+        blog.mark_complete(run_id=rid)
+    between = pd.DataFrame(rows)
+
+    # coverage: the configurations measured twice, each a measuring session of its own
+    specs = []
+    for model in p["coverage_models"]:
+        for engine in p["coverage_engines"]:
+            for proc in ("cpu",) + tuple(x for x in p["processors"] if x != "cpu"):
+                for g in (p["coverage_core_groups"] if proc == "cpu" else [cg]):
+                    why = why_not(model, engine, proc, g)
+                    if why:
+                        absent.append(dict(model=model, engine=engine, processor=proc, part="coverage",
+                                           reason=f"{g}: {why}"))
+                    elif (model, proc, g) not in specs:
+                        specs.append((model, proc, g))
+    clog = ctx.raw_log("rigor-coverage")
+    frames = []
+    for which in ("first", "second"):
+        rid = f"coverage-{which}-{stamp}"
+        run_cfgs = [phone.config(ctx, m, pr, g, run=which) for m, pr, g in specs]
+        df = phone.measure(ctx, run_cfgs, clog, run_id=rid)
+        for f in phone.failures(df, run_cfgs).to_dict("records"):
+            absent.append(dict(model=f["model"], engine=phone.ENGINE, processor=f["processor"], part="coverage",
+                               reason=f"{f['core_group']} ({which}): {f['reason']}"[:500]))
+        clog.mark_complete(run_id=rid)
+        frames.append(df)
+    cov = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else \
+        pd.DataFrame()
+
+    ctx.write(between, table="between_samples")
+    ctx.write(cov, table="coverage_samples")
+    ctx.write(pd.DataFrame(absent, columns=["model", "engine", "processor", "part", "reason"]), table="absent")
+    ctx.write(pd.DataFrame([{"run_seconds": float(np.mean(walls)) if walls else np.nan,
+                             "samples_per_run": p["samples_per_run"]}]), table="run_cost")
+    return trace
+
+
+def _is_aggregate(df: pd.DataFrame) -> bool:
+    return len(df) > 0 and "aggregate" in df.columns and bool(df["aggregate"].fillna(False).astype(bool).all())
+
+
 def measure(ctx) -> pd.DataFrame:
     """Sustained runs, between-run benchmark and the coverage check; returns the sustained trace."""
+    if phone.is_phone(ctx):
+        return measure_phone(ctx)
     p = ctx.params
     traces, absent = [], []
     slog = ctx.raw_log("rigor-sustained")
@@ -425,16 +684,18 @@ def analyse(ctx, trace: pd.DataFrame) -> dict[str, pd.DataFrame]:
         per_sample_s = between.latency_ms.median() / 1000
         run_s = float(cost.run_seconds.iloc[0])
         run_cost = max(1.0, (run_s - per_sample_s * cost.samples_per_run.iloc[0]) / per_sample_s)
-    tables["between_run"] = (variance_components(between, keys, target=ctx.params["target_rel_halfwidth"],
-                                                 run_cost=run_cost) if len(between) else pd.DataFrame())
+    vc = variance_components_aggregate if _is_aggregate(between) else variance_components
+    tables["between_run"] = (vc(between, keys, target=ctx.params["target_rel_halfwidth"], run_cost=run_cost)
+                             if len(between) else pd.DataFrame())
     c = coverage(cov, keys, "first", "second") if len(cov) else pd.DataFrame()
     tables["coverage"] = c
     if len(c):
         n = len(c)
+        over = " over per-call block means (phone)" if _is_aggregate(cov) else ""
         tables["coverage_summary"] = pd.DataFrame([
-            dict(interval="order-statistic CI of the median (harness)", configs=n, inside=int(c.inside_ci.sum()),
-                 share=c.inside_ci.mean(), target=0.9, holds=c.inside_ci.mean() >= 0.9),
-            dict(interval="rerun interval (block bootstrap, widened for the rerun)", configs=n,
+            dict(interval="order-statistic CI of the median (harness)" + over, configs=n,
+                 inside=int(c.inside_ci.sum()), share=c.inside_ci.mean(), target=0.9, holds=c.inside_ci.mean() >= 0.9),
+            dict(interval="rerun interval (block bootstrap, widened for the rerun)" + over, configs=n,
                  inside=int(c.inside_rerun.sum()), share=c.inside_rerun.mean(), target=0.9,
                  holds=c.inside_rerun.mean() >= 0.9)])
     else:
@@ -455,7 +716,9 @@ def plot(ctx, tables: dict[str, pd.DataFrame], trace: pd.DataFrame | None = None
             ax.plot(g.t_s, g.latency_ms, ".", ms=2, alpha=0.5, label=f"{m} {e} {pr}",
                     color=plotting.PROCESSOR_COLORS.get(pr))
         ax.axvline(ctx.params["burst_seconds"], color="grey", ls=":", lw=1)
-        ax.set(xlabel="time since start (s)", ylabel="latency (ms)", title="Sustained run: every inference")
+        title = ("Sustained run: every benchmark_model call (its mean)" if _is_aggregate(inf)
+                 else "Sustained run: every inference")
+        ax.set(xlabel="time since start (s)", ylabel="latency (ms)", title=title)
         ax.legend(fontsize=7, loc="upper right")
         sen = trace[trace.kind == "sensors"]
         if len(sen) and sen[["cpu_mhz_mean", "gpu_sm_mhz", "temp_max_c", "gpu_temp_c"]].notna().any().any():

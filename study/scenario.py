@@ -32,6 +32,11 @@ appended to the raw log as it is taken, with its context (time, step, position i
 step, segment, phase, load). Sensors are read at each phase change and every
 ``sensor_interval_s`` (between steps, never inside a timed run). The configurations of
 one step are measured at adjacent moments, not simultaneously.
+
+On a phone (``study.profiling_error``'s phone path) a configuration's session times itself:
+``measure_block()`` runs one ``benchmark_model`` block and returns its numbers, which the
+trace records instead of the host's wall time around the call (kept as ``call_ms``); load
+switching uses ``RestartLoadController`` (competitors started and ended per segment).
 """
 from __future__ import annotations
 
@@ -194,6 +199,48 @@ class LoadController:
                 self._signal(pid, signal.SIGCONT)
 
 
+class RestartLoadController:
+    """``LoadController`` for competitor pools without pause/resume (a phone's
+    ``AdbCompetitorPool``: stopping a process tree by signals over adb is not atomic): at each
+    segment change the competitors of the new load are started and the others ended
+    (``pool.start`` / ``pool.stop``). Competitors still running for a (kind, group) that the
+    next segment also needs are kept. Same interface: ``prepare``, ``apply``, ``resume_all``."""
+
+    def __init__(self, pool, cores_of: Callable[[str], Sequence[int] | None]):
+        self.pool = pool
+        self.cores_of = cores_of
+        self.pids: dict[tuple[str, str], list[int]] = {}
+
+    def prepare(self, needs: dict[tuple[str, str], int]) -> None:
+        """Check that every kind the schedule needs can start (nothing is started yet)."""
+        reasons = self.pool.reasons() if hasattr(self.pool, "reasons") else {}
+        for (kind, _group), n in sorted(needs.items()):
+            if n > 0 and reasons.get(kind):
+                raise RuntimeError(f"{kind} competitors unavailable: {reasons[kind]}")
+
+    def apply(self, load: Sequence[tuple[str, str, int]]) -> list[int]:
+        want = {(kind, group): n for kind, group, n in load}
+        for key in list(self.pids):
+            have = self.pids[key]
+            keep = want.get(key, 0)
+            if len(have) > keep:
+                self.pool.stop(have[keep:])
+                self.pids[key] = have[:keep]
+            if not self.pids[key]:
+                del self.pids[key]
+        for (kind, group), n in sorted(want.items()):
+            have = self.pids.setdefault((kind, group), [])
+            if len(have) < n:
+                have += list(self.pool.start(kind, n - len(have), self.cores_of(group) if kind != "gpu" else None))
+        return sorted(p for pids in self.pids.values() for p in pids)
+
+    def resume_all(self) -> None:
+        """End every competitor (the pool's exit would too)."""
+        if self.pids:
+            self.pool.stop([p for pids in self.pids.values() for p in pids])
+        self.pids.clear()
+
+
 # --------------------------------------------------------------------------- the trace
 @dataclass
 class TraceConfig:
@@ -261,9 +308,15 @@ def run_trace(configs: list[TraceConfig], schedule: Sequence[Segment], *, apply_
                 if cfg.prepare is not None:
                     cfg.prepare()
                 a = clock()
+                measured = None
                 try:
-                    cfg.session.run()
+                    if hasattr(cfg.session, "measure_block"):
+                        measured = cfg.session.measure_block()
+                    else:
+                        cfg.session.run()
                 except Exception as e:  # the configuration leaves the trace, the others go on
+                    if getattr(e, "disconnected", False):
+                        raise  # a phone that went away: the stage stops, what was taken is in the log
                     cfg.error = f"{type(e).__name__}: {e}"[:500]
                     failed.append(cfg)
                     rec = {"type": "error", "config": cfg.name, "step": step, "t_s": (a - t0) / 1e9,
@@ -274,6 +327,8 @@ def run_trace(configs: list[TraceConfig], schedule: Sequence[Segment], *, apply_
                 b = clock()
                 rec = {"type": "inference", "config": cfg.name, "step": step, "pos": pos, "t_s": (a - t0) / 1e9,
                        "latency_ms": (b - a) / 1e6, **ctx}
+                if measured is not None:  # timed on the device (a phone's benchmark block): its own number
+                    rec.update({k: v for k, v in measured.items() if k not in ctx}, call_ms=(b - a) / 1e6)
                 if log is not None:
                     log.append(rec)
                 rows.append({**cfg.columns, **rec})

@@ -1,0 +1,331 @@
+"""Findings on a phone (``device=adb:SERIAL``): the one pattern every finding follows.
+
+A phone runs no Python. Everything measured there goes through LiteRT's ``benchmark_model``
+(``study.engines.tflite_benchmark``, engine ``litert-benchmark``) and the phone's shell
+(``study.devices.adb.AdbDevice``). A finding keeps its host path unchanged and branches once,
+at the top of ``measure`` (or of ``run`` for a finding a phone cannot run)::
+
+    from study import phone
+
+    def measure(ctx):
+        if phone.is_phone(ctx):
+            return measure_phone(ctx)      # same tidy schema as the host path where it can
+        ...                                # the host path, untouched
+
+Then ``analyse`` and ``plot`` stay shared: the phone rows carry the host's columns
+(``latency_ms``, ``model``, ``processor``, ``core_group``, ...) plus ``aggregate``/``method``.
+
+What to call, per kind of measurement:
+
+* **availability** -- ``phone.availability(ctx, model, engine, processor)``: ``None`` or why
+  not. Only engine ``litert`` maps to the phone (``benchmark_model``); ``onnxruntime`` and
+  ``torch`` rows say "no Python on the phone" (``engine_reason``). Processors, delegates and
+  their reasons come from the phone (``AdbDevice.processors()``).
+* **latency** -- ``cfgs = [phone.config(ctx, model, processor, core_group, **columns)]``,
+  ``df = phone.measure(ctx, cfgs, log, settings)``: interleaved, seeded, resumable, one row
+  per ``benchmark_model`` call (``n`` runs, ``latency_ms`` = the call's mean, std, min,
+  max, ``aggregate=True``); ``phone.failures(df, cfgs)`` gives the failed configurations
+  with their reasons. There are NO per-run latencies (the binary prints aggregates only):
+  every statistic uses the per-call means as its samples (medians, bootstrap CIs over
+  blocks); put ``phone.BLOCK_METHOD`` (or a sentence like it) in method/reason columns.
+  Each call loads the model anew (``init_ms``) and runs ``warmup`` untimed runs first.
+* **one call at a chosen moment** (a sustained run, a scenario trace, an inference beside
+  an app) -- ``phone.block(ctx, cfg, runs, warmup)`` -> one aggregate row (dict);
+  ``phone.BlockSession`` wraps it for ``study.scenario.run_trace`` (``measure_block``).
+* **placement / per-operator time** -- ``TFLiteBenchmarkEngine(ctx.device).placement(...)``;
+  ``phone.op_profile(ctx, model, processor, cores, threads, runs)`` (pinned; the primary
+  graph's top-level nodes only, so a delegate partition is one row and a sum of rows does
+  not count a partition twice).
+* **competitors** -- ``phone.competitor_pool(ctx, gpu_model)`` (``AdbCompetitorPool``:
+  ``cpu`` busy loop, ``memory`` dd, ``gpu`` benchmark_model on the GPU; ``reasons()``;
+  always ended on exit). No pause/resume: start competitors for a measurement and stop
+  them after (``study.scenario.RestartLoadController`` does this per segment). Also
+  reachable as ``study.competitors.competitors(kind, n, cores, device=phone)``.
+* **frame drops of a co-running app** -- ``phone.frame_trace(ctx, seconds, during)``:
+  ``dumpsys gfxinfo <adb.gfxinfo_package>`` reset, then polled (framestats) while
+  ``during()`` runs (e.g. a ``phone.block`` with ``min_secs``); per-frame rows.
+* **a finding a phone cannot run** (``PHONE_SUPPORT[finding][0] is None``) -- still leaves
+  every DVC output: ``phone.unsupported_rows`` (the dataset: what was not measured and why),
+  ``phone.not_measurable_claims`` (claims table), ``phone.notice_figure`` (PNG+PDF),
+  ``phone.close_raw_logs`` (the stage's raw logs exist, with the reason).
+
+Everything a phone cannot do is a row with the reason (``unsupported_reason``), never a number.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+ENGINE = "litert-benchmark"
+BLOCK_METHOD = ("phone: one benchmark_model call per row (n runs; latency_ms = the call's mean, the binary prints "
+                "no per-run latencies), so statistics treat the per-call means as the samples")
+CLAIM_COLUMNS = ["claim", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "n", "paper_value", "verdict",
+                 "reason"]
+
+
+# =========================================================================== what runs where
+def is_phone(obj) -> bool:
+    """``obj``: a StageContext (its device spec, no connection needed) or a device."""
+    spec = getattr(obj, "device_spec", None)
+    if spec is not None:
+        return str(spec).startswith("adb")
+    return getattr(obj, "kind", None) == "adb"
+
+
+def support(finding: str) -> tuple[str | None, str]:
+    """(how a phone runs ``finding`` or None, and the sentence saying how / why not)."""
+    from study.devices.adb import PHONE_SUPPORT
+
+    return PHONE_SUPPORT.get(finding, (None, f"{finding} has no phone path"))
+
+
+def unsupported_reason(finding: str, device_spec: str = "") -> str:
+    how, why = support(finding)
+    where = f" ({device_spec})" if device_spec else ""
+    return f"not measurable on a phone{where}: {why}" if how is None else why
+
+
+def engine_reason(engine: str) -> str | None:
+    """None if ``engine`` runs on a phone (LiteRT = benchmark_model), else why not."""
+    if engine in ("litert", ENGINE):
+        return None
+    return (f"{engine} runs in Python on the host; a phone runs no Python, only LiteRT's benchmark_model "
+            f"(engine {ENGINE})")
+
+
+def availability(ctx, model: str, engine: str, processor: str) -> str | None:
+    """None if ``model`` runs with ``engine`` on ``processor`` of the phone, else why not."""
+    from study.engines.tflite_benchmark import TFLiteBenchmarkEngine
+
+    why = engine_reason(engine)
+    if why:
+        return why
+    return TFLiteBenchmarkEngine(ctx.device).availability(ctx.device, processor, ctx.model(model))
+
+
+def disjoint_groups(groups: dict[str, Sequence[int]]) -> list[str]:
+    """The phone's clusters (``big``, ``mid1``.., ``little``), without ``all``."""
+    return [g for g in groups if g != "all"]
+
+
+# =========================================================================== latency
+def config(ctx, model: str, processor: str, core_group: str = "all", **columns: Any):
+    """One configuration for ``measure`` / ``block`` (``tflite_benchmark.bench_config``)."""
+    from study.engines.tflite_benchmark import bench_config
+
+    return bench_config(ctx, model, processor, core_group, **columns)
+
+
+def measure(ctx, configs: list, log, settings=None, run_id: str | None = None) -> pd.DataFrame:
+    """Interleaved, resumable benchmark blocks (``tflite_benchmark.measure``): one row per call."""
+    from study.engines.tflite_benchmark import measure as tb_measure
+
+    if not configs:
+        return pd.DataFrame()
+    return tb_measure(ctx.device, configs, log, settings or ctx.settings, ctx.env, run_id=run_id)
+
+
+def failures(df: pd.DataFrame, configs: list) -> pd.DataFrame:
+    """The configurations ``measure`` marked failed: their columns and the reason."""
+    failed = dict(getattr(df, "attrs", {}).get("failed", {}) or {})
+    rows = [{**c.columns, "config": c.key, "reason": failed[c.key]} for c in configs if c.key in failed]
+    return pd.DataFrame(rows)
+
+
+def block(ctx, cfg, runs: int, warmup: int | None = None, extra_flags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """ONE ``benchmark_model`` call of ``cfg`` (``runs`` timed runs after ``warmup`` untimed
+    ones, pinned to its cores): the aggregate row, with the call's wall-clock start/end on
+    the host (``t_start``/``t_end``, epoch seconds) and the delegation columns."""
+    from study.engines.base import EngineUnavailable
+    from study.engines.tflite_benchmark import samples_frame
+
+    warmup = ctx.settings.warmup if warmup is None else warmup
+    t0 = time.time()
+    res = ctx.device.run_benchmark(cfg.model.path("tflite"), cfg.processor, threads=cfg.threads, cores=cfg.cores,
+                                   num_runs=max(1, int(runs)), warmup=int(warmup), extra_flags=extra_flags)
+    t1 = time.time()
+    if not res.ok:
+        raise EngineUnavailable("benchmark_model produced no timings: "
+                                + ("; ".join(res.errors) or res.text[-300:]).strip()[:400])
+    row = samples_frame(res).iloc[0].to_dict()
+    d = res.delegation_for(cfg.processor)
+    row.update(t_start=t0, t_end=t1, call_s=t1 - t0, delegate=d.delegate if d else "none",
+               delegated_nodes=d.delegated_nodes if d else 0, gpu_backend=res.gpu_backend)
+    return row
+
+
+class BlockSession:
+    """A configuration for ``study.scenario.run_trace`` on a phone: each step is one
+    ``benchmark_model`` call of ``runs`` runs; ``measure_block()`` returns its numbers (the
+    trace records the call's mean as ``latency_ms``, not the host's wall time around it)."""
+
+    KEEP = ("n", "latency_std_ms", "latency_min_ms", "latency_max_ms", "init_ms", "warmup_n", "aggregate", "method")
+
+    def __init__(self, ctx, cfg, runs: int, warmup: int | None = None):
+        self.ctx, self.cfg, self.runs, self.warmup = ctx, cfg, runs, warmup
+
+    def measure_block(self) -> dict[str, Any]:
+        row = block(self.ctx, self.cfg, self.runs, self.warmup)
+        return {"latency_ms": row["latency_ms"], **{k: row.get(k) for k in self.KEEP}}
+
+    def run(self) -> None:
+        self.measure_block()
+
+    def close(self) -> None:
+        pass
+
+
+def op_profile(ctx, model: str, processor: str, cores: Sequence[int] | None, threads: int, runs: int) -> pd.DataFrame:
+    """Per-operator times of one profiled call (``--enable_op_profiling``), pinned to ``cores``:
+    the primary graph's top-level nodes (CPU kernels by node, each delegate partition as one
+    node); the delegate-internal breakdown is left out so the rows add up to the graph once."""
+    from study.engines.base import EngineUnavailable
+    from study.engines.tflite_benchmark import TFLiteBenchmarkEngine, op_profile_frame
+
+    eng = TFLiteBenchmarkEngine(ctx.device)
+    res = eng.run(ctx.model(model), processor, threads, list(cores) if cores else None, num_runs=runs, warmup=1,
+                  op_profiling=True)
+    if not res.ok:
+        raise EngineUnavailable(f"{ENGINE} on {processor}: benchmark failed: {'; '.join(res.errors)[:300]}")
+    df = op_profile_frame(res, model, processor)
+    top = df[(df["subgraph"] == 0) & ~df["op_name"].astype(str).str.startswith("Delegate/")].copy()
+    top["method"] = top["method"] + "; top-level nodes of the primary graph (phone)"
+    return top.reset_index(drop=True)
+
+
+# =========================================================================== competitors
+def gpu_competitor_model(ctx, models: Sequence[str]):
+    """The .tflite file the phone's GPU competitor loops on (the first model that has one)."""
+    for m in models:
+        try:
+            spec = ctx.model(m)
+        except Exception:  # noqa: BLE001 - an unknown model is reported elsewhere
+            continue
+        if spec.has("tflite"):
+            return spec.path("tflite")
+    return None
+
+
+def competitor_pool(ctx, gpu_model=None):
+    """Competitors on the phone (``AdbCompetitorPool``); use it as a context manager."""
+    return ctx.device.competitor_pool(gpu_model=gpu_model)
+
+
+# =========================================================================== a co-running app
+FRAME_COLUMNS = ["frame", "intended_vsync_ns", "frame_ms", "frame_interval_ms", "missed", "skipped", "lateness_ms"]
+
+
+def frame_trace(ctx, seconds: float, during: Callable[[], Any] | None = None, package: str | None = None,
+                poll_s: float = 0.5) -> tuple[pd.DataFrame, dict[str, Any], Any]:
+    """Frames the co-running app (``adb.gfxinfo_package`` or ``package``) rendered while
+    ``during()`` ran in a thread (or for ``seconds`` when ``during`` is None).
+
+    ``dumpsys gfxinfo <pkg> reset`` first; then ``... framestats`` every ``poll_s`` and once at
+    the end. framestats lists at most the last 120 frames (HWUI clears them as it prints them),
+    so polling keeps every frame; frames are deduplicated by their IntendedVsync, and rows
+    with non-zero Flags (not a normal frame) are dropped as Android's own tools do. A frame
+    is *missed* when FrameCompleted - IntendedVsync exceeds its frame interval (janky).
+    Returns (frames, the last read's counters since the reset, ``during``'s result)."""
+    dev = ctx.device
+    dev.gfxinfo_reset(package)
+    box: dict[str, Any] = {}
+    th = None
+    if during is not None:
+        def target():
+            try:
+                box["value"] = during()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                box["error"] = e
+        th = threading.Thread(target=target, name="phone-frame-trace", daemon=True)
+        th.start()
+    t0 = time.monotonic()
+    seen: dict[int, dict[str, Any]] = {}
+    counters: dict[str, Any] = {}
+    try:
+        while True:
+            finished = (not th.is_alive()) if th is not None else (time.monotonic() - t0 >= seconds)
+            info = dev.gfxinfo(package)
+            fr = info.pop("frames")
+            for r in fr.to_dict("records"):
+                seen.setdefault(int(r["intended_vsync_ns"]), r)
+            counters = info
+            if finished:
+                break
+            wait = poll_s if th is not None else min(poll_s, max(0.0, seconds - (time.monotonic() - t0)))
+            if th is not None:
+                th.join(wait)
+            else:
+                time.sleep(wait)
+    finally:
+        if th is not None:
+            th.join()  # never leave a benchmark running into the next measurement
+    if "error" in box:
+        raise box["error"]
+    rows = []
+    for i, r in enumerate(r for _, r in sorted(seen.items()) if int(r["flags"]) == 0):
+        rows.append(dict(frame=i, intended_vsync_ns=int(r["intended_vsync_ns"]), frame_ms=float(r["duration_ms"]),
+                         frame_interval_ms=float(r["frame_interval_ms"]), missed=bool(r["janky"]), skipped=False,
+                         lateness_ms=max(0.0, float(r["duration_ms"]) - float(r["frame_interval_ms"]))))
+    counters["wall_s"] = time.monotonic() - t0
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS), counters, box.get("value")
+
+
+# =========================================================================== findings a phone cannot run
+def unsupported_rows(finding: str, device_spec: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The dataset of a finding a phone cannot run: one row per thing that was not measured,
+    each with ``available=False`` and the reason."""
+    why = unsupported_reason(finding, device_spec)
+    return pd.DataFrame([{**r, "available": False, "reason": why} for r in rows])
+
+
+def not_measurable_claims(claims: list[dict[str, Any]], reason: str,
+                          columns: Sequence[str] = CLAIM_COLUMNS) -> pd.DataFrame:
+    """``claims``: dicts with at least ``claim``, ``text``, ``paper_value`` (and ``statistic``)."""
+    rows = [{**dict(statistic="", effect=np.nan, ci_lo=np.nan, ci_hi=np.nan, p_value=np.nan, n=0),
+             **c, "verdict": "not measurable", "reason": reason} for c in claims]
+    return pd.DataFrame(rows).reindex(columns=list(columns))
+
+
+def notice_figure(ctx, name: str, title: str, lines: Sequence[str]):
+    """A figure that says what was not measured and why (saved as PNG + PDF)."""
+    import textwrap
+
+    from study import plotting
+
+    fig, ax = plotting.figure(plotting.WIDTH, 2.6)
+    ax.axis("off")
+    body = "\n".join(textwrap.fill(str(t), 110) for t in lines)
+    ax.text(0.0, 1.0, title, fontsize=11, fontweight="bold", va="top", transform=ax.transAxes)
+    ax.text(0.0, 0.80, body, fontsize=8, va="top", transform=ax.transAxes, color="#444444")
+    ctx.save(fig, name)
+    return fig
+
+
+def close_raw_logs(ctx, names: Sequence[str], finding: str) -> None:
+    """Leave each raw log the stage declares (DVC outputs) with a record saying why nothing
+    was measured, closed with a ``complete`` marker."""
+    why = unsupported_reason(finding, ctx.device_spec)
+    for name in names:
+        log = ctx.raw_log(name)
+        log.append({"type": "not_measurable", "finding": finding, "device": ctx.device_spec, "reason": why,
+                    "t_wall": time.time()})
+        log.mark_complete(finding=finding)
+        log.close()
+
+
+def nan_if_none(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+__all__ = ["BLOCK_METHOD", "BlockSession", "CLAIM_COLUMNS", "ENGINE", "availability", "block", "close_raw_logs",
+           "competitor_pool", "config", "disjoint_groups", "engine_reason", "failures", "frame_trace",
+           "gpu_competitor_model", "is_phone", "measure", "not_measurable_claims", "notice_figure", "op_profile",
+           "support", "unsupported_reason", "unsupported_rows"]

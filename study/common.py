@@ -134,8 +134,18 @@ def context_from_notebook(finding: str, namespace: dict[str, Any]) -> StageConte
     return context(finding, {**params, **own})
 
 
+def run_finding(ctx: StageContext, measure, analyse, plot) -> dict[str, Any]:
+    """A finding's standard run: fingerprint, measure, analyse, plot (what the notebook and
+    the reference runner call)."""
+    ctx.write_fingerprint()
+    data = measure(ctx)
+    tables = analyse(ctx, data)
+    figs = plot(ctx, tables)
+    return {"data": data, "tables": tables, "figures": figs}
+
+
 def absent_rows(availability: pd.DataFrame) -> pd.DataFrame:
     return availability[~availability["available"]].reset_index(drop=True)
 
 
-__all__ = ["AVAILABILITY_COLUMNS", "EngineUnavailable", "StageContext", "absent_rows", "context", "context_from_notebook"]
+__all__ = ["AVAILABILITY_COLUMNS", "EngineUnavailable", "StageContext", "absent_rows", "context", "context_from_notebook", "run_finding"]

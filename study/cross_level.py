@@ -1728,8 +1728,6 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
 
 # =========================================================================== run
 def run(ctx) -> dict[str, Any]:
-    ctx.write_fingerprint()
-    data = measure(ctx)
-    tables = analyse(ctx, data)
-    figs = plot(ctx, tables)
-    return {"data": data, "tables": tables, "figures": figs}
+    from study.common import run_finding
+
+    return run_finding(ctx, measure, analyse, plot)

@@ -55,14 +55,14 @@ from study.config import PROCESSORS, Field, ParamError, check_models
 from study.measure import Config, Harness, HarnessSettings, RawLog, sensor_summary, set_affinity
 
 PARAMS = {
-    "models": Field(list, ["mobilenet_v2"], help="models for the sustained run and the between-run benchmark"),
+    "models": Field(list, ["mobilenet_v2", "transformer_enc"], help="models for the sustained run and the between-run benchmark"),
     "engines": Field(list, ["litert"], choices=["litert", "onnxruntime", "torch"]),
     "processors": Field(list, ["cpu", "gpu"], choices=list(PROCESSORS)),
     "core_group": Field(str, "all", help="CPU core group of every configuration (a column of every row)"),
     "sustained_seconds": Field(float, 12.0, min=1.0, help="length of the continuous run per configuration"),
     "burst_seconds": Field(float, 2.0, min=0.1, help="the burst window at the start of the run"),
     "sensor_interval_s": Field(float, 1.0, min=0.05),
-    "between_runs": Field(int, 3, min=2, help="independent processes of the between-run benchmark"),
+    "between_runs": Field(int, 6, min=2, help="independent processes of the between-run benchmark"),
     "samples_per_run": Field(int, 20, min=5),
     "coverage_models": Field(list, ["mobilenet_v2", "fast_style_transfer", "transformer_enc"],
                              help="models whose configurations the coverage check measures twice"),
@@ -415,19 +415,22 @@ def variance_components_aggregate(df: pd.DataFrame, by: list[str], run: str = "r
 
 # --------------------------------------------------------------------------- intervals and coverage
 def rerun_interval(samples: np.ndarray, blocks: np.ndarray, confidence: float = 0.95, n_boot: int = 1000,
-                   seed: int = 0, between_cv: float = 0.0) -> tuple[float, float, float]:
+                   seed: int = 0, between_cv: float = 0.0, between_df: float = np.inf) -> tuple[float, float, float]:
     """An interval meant to hold a rerun's median (a prediction interval, log scale).
 
     A rerun's median differs from this run's by both runs' sampling errors *and* both runs'
     run effects: var = 2 se^2 + 2 sigma_b^2, with se the block (cluster) bootstrap standard
     error of this run's median and sigma_b the device's between-run spread (the between-run
     benchmark's random-effects split, Kalibera & Jones). ``between_cv = 0`` leaves the run
-    effect out."""
+    effect out. sigma_b is estimated from few runs: with ``between_df`` degrees of freedom the
+    quantile is Student's t instead of the normal one."""
     x = np.asarray(samples, float)
     b = np.asarray(blocks)
     med = float(np.median(x))
     ids = np.unique(b)
     z = st.norm.ppf(0.5 + confidence / 2)
+    if between_cv > 0 and np.isfinite(between_df):
+        z = st.t.ppf(0.5 + confidence / 2, max(1.0, between_df))
     if ids.size < 2:
         _, lo, hi = stats.median_ci(x, confidence)
         if between_cv > 0 and not np.isnan(lo):
@@ -447,7 +450,7 @@ def rerun_interval(samples: np.ndarray, blocks: np.ndarray, confidence: float = 
 
 
 def coverage(df: pd.DataFrame, by: list[str], first: str, second: str, confidence: float = 0.95,
-             between_cv: float = 0.0) -> pd.DataFrame:
+             between_cv: float = 0.0, between_df: float = np.inf) -> pd.DataFrame:
     """Per configuration: does the second run's median fall inside the first run's intervals?
     Three intervals: the harness's order-statistic CI, the block-bootstrap rerun interval, and
     the rerun interval with the device's between-run spread ``between_cv`` added."""
@@ -459,7 +462,8 @@ def coverage(df: pd.DataFrame, by: list[str], first: str, second: str, confidenc
             continue
         m1, lo, hi = stats.median_ci(a.latency_ms.to_numpy(), confidence)
         _, rlo, rhi = rerun_interval(a.latency_ms.to_numpy(), a.block.to_numpy(), confidence)
-        _, plo, phi = rerun_interval(a.latency_ms.to_numpy(), a.block.to_numpy(), confidence, between_cv=between_cv)
+        _, plo, phi = rerun_interval(a.latency_ms.to_numpy(), a.block.to_numpy(), confidence, between_cv=between_cv,
+                                     between_df=between_df)
         m2 = float(b.latency_ms.median())
         rows.append(dict(zip(by, key if isinstance(key, tuple) else (key,)), n1=len(a), n2=len(b), median1=m1,
                          ci_lo=lo, ci_hi=hi, rerun_lo=rlo, rerun_hi=rhi, pred_lo=plo, pred_hi=phi,
@@ -702,10 +706,13 @@ def analyse(ctx, trace: pd.DataFrame) -> dict[str, pd.DataFrame]:
     vc = variance_components_aggregate if _is_aggregate(between) else variance_components
     tables["between_run"] = (vc(between, keys, target=ctx.params["target_rel_halfwidth"], run_cost=run_cost)
                              if len(between) else pd.DataFrame())
-    # the device's run-to-run spread: the median between-run CV over the benchmarked configurations
+    # the device's run-to-run spread, pooled over the benchmarked configurations (mean of the
+    # variance components), with its degrees of freedom sum(runs - 1)
     br = tables["between_run"]
-    between_cv = float(br.between_cv.median()) if len(br) else 0.0
-    c = coverage(cov, keys, "first", "second", between_cv=between_cv) if len(cov) else pd.DataFrame()
+    between_cv = float(np.sqrt((br.between_cv ** 2).mean())) if len(br) else 0.0
+    between_df = float((br.runs - 1).sum()) if len(br) else np.inf
+    c = (coverage(cov, keys, "first", "second", between_cv=between_cv, between_df=between_df)
+         if len(cov) else pd.DataFrame())
     tables["coverage"] = c
     if len(c):
         n = len(c)
@@ -716,7 +723,8 @@ def analyse(ctx, trace: pd.DataFrame) -> dict[str, pd.DataFrame]:
             dict(interval="rerun interval (block bootstrap, widened for the rerun)" + over, configs=n,
                  inside=int(c.inside_rerun.sum()), share=c.inside_rerun.mean(), target=0.9,
                  holds=c.inside_rerun.mean() >= 0.9),
-            dict(interval=f"rerun interval + between-run spread (CV {between_cv:.1%}, Kalibera & Jones)" + over,
+            dict(interval=f"rerun interval + between-run spread (CV {between_cv:.1%}, {between_df:.0f} df; "
+                          "Kalibera & Jones)" + over,
                  configs=n, inside=int(c.inside_pred.sum()), share=c.inside_pred.mean(), target=0.9,
                  holds=c.inside_pred.mean() >= 0.9)])
     else:

@@ -373,16 +373,27 @@ def _tiny_ctx(tmp_path, **over):
     return ctx
 
 
-def _children() -> list[int]:
+def _children(before: dict | None = None) -> dict[int, str]:
+    """This test process's live descendants, {pid: command line}, less those in `before`: the
+    processes an earlier test left running on purpose (multiprocessing's resource tracker, which
+    lives as long as the interpreter) are not the study's competitors or co-running app."""
     import psutil
 
-    return [c.pid for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+    out = {}
+    for c in psutil.Process().children(recursive=True):
+        try:
+            if c.status() != psutil.STATUS_ZOMBIE:
+                out[c.pid] = " ".join(c.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+    return {pid: cmd for pid, cmd in out.items() if pid not in (before or {})}
 
 
 def test_run_end_to_end_tiny(tmp_path):
     # on a GPU machine the GPU paths are covered by test_run_end_to_end_gpu; keep this one short there
     gpu_off = dict(suts=["cpu/litert"], kinds=["cpu"], renders=["cpu"], corun_suts=["cpu/litert"]) if HAS_CUDA else {}
     ctx = _tiny_ctx(tmp_path, **gpu_off)
+    before = _children()
     res = F.run(ctx)
     data = res["data"]
     lat = data[data.measurement == "latency"]
@@ -413,7 +424,7 @@ def test_run_end_to_end_tiny(tmp_path):
     for name in ("slowdown", "frame_drops"):
         assert (ctx.figures_root / "local" / "contention" / f"{name}.png").is_file()
         assert res["figure_files"][name].is_file()
-    assert _children() == []                                             # no competitor or app left
+    assert _children(before) == {}                                       # no competitor or app left
 
 
 def test_killed_contention_run_resumes_measured_visits(tmp_path):
@@ -434,6 +445,7 @@ def test_killed_contention_run_resumes_measured_visits(tmp_path):
 def test_run_end_to_end_gpu(tmp_path):
     ctx = _tiny_ctx(tmp_path, suts=["cpu/litert", "gpu/torch"], corun_suts=["gpu/torch"], renders=["cpu", "gpu"],
                     kinds=["cpu", "gpu"], n_competitors=[0, 3], samples_per_visit=5)
+    before = _children()
     res = F.run(ctx)
     lat = res["data"][res["data"].measurement == "latency"]
     assert set(lat.sut) == {"cpu/litert", "gpu/torch"} and "gpu" in set(lat.kind)
@@ -442,4 +454,4 @@ def test_run_end_to_end_gpu(tmp_path):
     assert claims.loc["C5", "verdict"] != "not measurable"
     frames = res["data"][res["data"].measurement == "frame"]
     assert set(frames.render) == {"cpu", "gpu"} and "gpu/torch" in set(frames.inference_sut)
-    assert _children() == []
+    assert _children(before) == {}

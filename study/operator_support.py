@@ -137,12 +137,25 @@ def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:
 
 
 # =========================================================================== measure
-def onnx_file_ops(path) -> list[str]:
-    """Operator types of the nodes of an ``.onnx`` file's main graph (Constant/Identity left out)."""
+def onnx_file_ops(path) -> list[tuple[str, bool]]:
+    """(operator type, splittable) of each node of an ``.onnx`` file's main graph
+    (Constant/Identity left out). A MatMul whose weight input (B; for the integer forms, its
+    weight slot) is an initializer or a Constant's output is a fully connected layer, which a
+    channel-wise split divides like Gemm; a MatMul of two activations is not."""
     import onnx
 
     g = onnx.load(str(path), load_external_data=False).graph
-    return [n.op_type for n in g.node if n.op_type not in ONNX_NON_OPS]
+    const = {i.name for i in g.initializer}
+    const |= {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    weight_slot = {"MatMul": 1, "MatMulInteger": 1, "QLinearMatMul": 3}
+    out = []
+    for n in g.node:
+        if n.op_type in ONNX_NON_OPS:
+            continue
+        k = weight_slot.get(n.op_type)
+        weighted = k is not None and len(n.input) > k and n.input[k] in const
+        out.append((n.op_type, splittable("onnxruntime", n.op_type, constant_weight=weighted)))
+    return out
 
 
 def annotate_ops(df: pd.DataFrame, constant: set[int] | None = None) -> pd.DataFrame:
@@ -665,7 +678,8 @@ def support_table(data: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return out.sort_values(["engine", "model", "view"]).reset_index(drop=True)
 
 
-def coexec_table(data: pd.DataFrame, seed: int = 0, onnx_files: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def coexec_table(data: pd.DataFrame, seed: int = 0,
+                 onnx_files: dict[str, list[str] | list[tuple[str, bool]]] | None = None) -> pd.DataFrame:
     """Per model x graph representation x processor whose times weight the latency share:
     operators a channel-wise split cannot split, by count and by latency, and the Amdahl
     bound 2/(1+f) on a two-processor split (f = unsplittable latency share)."""
@@ -687,8 +701,11 @@ def coexec_table(data: pd.DataFrame, seed: int = 0, onnx_files: dict[str, list[s
                          unsplittable_latency_share=est, latency_ci_lo=lo, latency_ci_hi=hi, n_repeats=nrep,
                          n_untimed=untimed, amdahl_bound=amdahl(est), amdahl_ci_lo=amdahl(hi),
                          amdahl_ci_hi=amdahl(lo), latency_note=NOT_ATTRIBUTABLE if _has_partitions(tw) else ""))
-    for m, types in (onnx_files or {}).items():
-        uns = [t for t in types if not splittable("onnxruntime", t)]
+    for m, ops in (onnx_files or {}).items():
+        # ops: operator types, or (type, splittable) pairs as onnx_file_ops gives them
+        ops = [o if isinstance(o, tuple) else (o, splittable("onnxruntime", o)) for o in ops]
+        types = [t for t, _ in ops]
+        uns = [t for t, ok in ops if not ok]
         rows.append(dict(model=m, engine="onnx", representation=ONNX_FILE, processor="none (static graph)",
                          n_ops=len(types), n_runtime=len(types), n_unsplittable=len(uns),
                          unsplittable_count_share=len(uns) / len(types) if types else np.nan,

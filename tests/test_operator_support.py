@@ -498,3 +498,26 @@ def test_run_on_a_phone(phone_rig, tmp_path):
     for log in (F.FINDING, F.OPS_LOG):
         recs = (ctx.data_root / dev.spec / "raw" / f"{log}.jsonl").read_text().splitlines()
         assert json.loads(recs[-1])["type"] == "complete"
+
+
+def test_onnx_static_matmul_with_constant_weight_is_a_linear_layer(tmp_path):
+    """A linear layer on a 3-D input exports as MatMul(x, W) + Add: splittable by output channels;
+    attention's MatMul(q, k^T) of two activations has no weight to split."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((8, 4), np.float32), "W")
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),                       # linear layer
+             helper.make_node("Constant", [], ["W2"], value=numpy_helper.from_array(np.ones((4, 4), np.float32))),
+             helper.make_node("MatMul", ["h", "W2"], ["g"]),                       # weight from a Constant
+             helper.make_node("Transpose", ["g"], ["gt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["g", "gt"], ["y"])]                      # activation x activation
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 3])], initializer=[w])
+    f = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph), str(f))
+    ops = F.onnx_file_ops(f)
+    assert ops == [("MatMul", True), ("MatMul", True), ("Transpose", False), ("MatMul", False)]
+    row = F.coexec_table(synthetic(), seed=0, onnx_files={"m": ops})
+    row = row[row.representation == F.ONNX_FILE].iloc[0]
+    assert (row.n_runtime, row.n_unsplittable) == (4, 2) and "MatMul x1" in row.unsplittable_types

@@ -214,9 +214,15 @@ def plan(ctx) -> tuple[list[dict], list[dict], list[str], list[str]]:
         if g not in groups:
             absent.append(dict(part="absent", candidate=f"competitor group {g}",
                                reason=f"core group {g!r} not on this device (groups: {sorted(groups)})"))
-    reasons = available_kinds(ctx.device)
+    kinds = _phase_kinds(p["phase_kinds"], available_kinds(ctx.device), comp_groups, absent)
+    return avail, absent, kinds, comp_groups
+
+
+def _phase_kinds(wanted: list[str], reasons: dict[str, str | None], comp_groups: list[str],
+                 absent: list[dict]) -> list[str]:
+    """The scenario's phase kinds that this device can run; the others go to ``absent`` with why."""
     kinds = []
-    for k in p["phase_kinds"]:
+    for k in wanted:
         need = S.PHASE_NEEDS[k]
         why = reasons.get(need) if need else None
         if why is None and need in ("cpu", "memory") and not comp_groups:
@@ -225,7 +231,24 @@ def plan(ctx) -> tuple[list[dict], list[dict], list[str], list[str]]:
             absent.append(dict(part="absent", candidate=f"phase {k}", reason=f"{k} phases left out: {why}"))
         else:
             kinds.append(k)
-    return avail, absent, kinds, comp_groups
+    return kinds
+
+
+def _failed_offline(failures: list[dict], engine: str | None = None) -> list[dict]:
+    """Absent rows for configurations whose offline run failed (engine: the row's own unless given)."""
+    return [dict(part="absent", model=f["model"], candidate=f["candidate"],
+                 config=config_name(f["model"], f["candidate"]), engine=engine or f["engine"],
+                 processor=f["processor"], core_group=f["core_group"], reason=f"offline run {f['reason']}")
+            for f in failures]
+
+
+def _offline_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    """Idle samples labelled as the offline part, keyed by the finding's config name."""
+    if len(samples):
+        samples = samples.rename(columns={"config": "config_key"})
+        samples["config"] = [config_name(m, c) for m, c in zip(samples.model, samples.candidate)]
+        samples["part"] = "offline"
+    return samples
 
 
 def offline_profiles(ctx, avail: list[dict], log, groups: dict[str, list[int]]
@@ -236,15 +259,8 @@ def offline_profiles(ctx, avail: list[dict], log, groups: dict[str, list[int]]
     configs = [_config(ctx, a["model"], a["candidate"]) for a in avail]
     samples = ctx.harness(log).run(configs) if configs else pd.DataFrame()
     failed = ctx.failures(log, configs) if configs else pd.DataFrame()
-    absent = []
-    for _, f in failed.iterrows():
-        absent.append(dict(part="absent", model=f["model"], candidate=f["candidate"],
-                           config=config_name(f["model"], f["candidate"]), engine=f["engine"],
-                           processor=f["processor"], core_group=f["core_group"], reason=f"offline run {f['reason']}"))
-    if len(samples):
-        samples = samples.rename(columns={"config": "config_key"})
-        samples["config"] = [config_name(m, c) for m, c in zip(samples.model, samples.candidate)]
-        samples["part"] = "offline"
+    absent = _failed_offline(failed.to_dict("records") if len(failed) else [])
+    samples = _offline_samples(samples)
     bad = {a["config"] for a in absent}
     ops = []
     original = current_affinity()
@@ -404,14 +420,7 @@ def plan_phone(ctx, groups: dict[str, list[int]], reasons: dict[str, str | None]
         comp_groups = list(groups)
         absent.append(dict(part="absent", candidate="competitor groups " + ", ".join(p["competitor_groups"]),
                            reason=f"not on this phone; its own groups are used: {', '.join(comp_groups)}"))
-    kinds = []
-    for k in p["phase_kinds"]:
-        need = S.PHASE_NEEDS[k]
-        why = reasons.get(need) if need else None
-        if why:
-            absent.append(dict(part="absent", candidate=f"phase {k}", reason=f"{k} phases left out: {why}"))
-        else:
-            kinds.append(k)
+    kinds = _phase_kinds(p["phase_kinds"], reasons, comp_groups, absent)
     return avail, absent, kinds, comp_groups
 
 
@@ -421,15 +430,8 @@ def offline_profiles_phone(ctx, avail: list[dict], log, groups: dict[str, list[i
     configs = [phone.config(ctx, a["model"], a["processor"], a["core_group"], candidate=a["candidate"])
                for a in avail]
     samples = phone.measure(ctx, configs, log)
-    absent = []
-    for f in phone.failures(samples, configs).to_dict("records"):
-        absent.append(dict(part="absent", model=f["model"], candidate=f["candidate"],
-                           config=config_name(f["model"], f["candidate"]), engine=phone.ENGINE,
-                           processor=f["processor"], core_group=f["core_group"], reason=f"offline run {f['reason']}"))
-    if len(samples):
-        samples = samples.rename(columns={"config": "config_key"})
-        samples["config"] = [config_name(m, c) for m, c in zip(samples.model, samples.candidate)]
-        samples["part"] = "offline"
+    absent = _failed_offline(phone.failures(samples, configs).to_dict("records"), engine=phone.ENGINE)
+    samples = _offline_samples(samples)
     bad = {a["config"] for a in absent}
     ops = []
     for a in avail:

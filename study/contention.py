@@ -387,16 +387,28 @@ def measure_contention(ctx, avail: pd.DataFrame, cache: SessionCache) -> pd.Data
             finally:
                 pool.pause(active)
                 set_affinity(groups["all"])
-            log.append({"type": "visit", "visit": visit, "round": rnd, "kind": cond.kind, "n": cond.n,
-                        "competitor_cores": cond.competitor_cores, "cores": cores, "pids": active,
-                        "t_start": t_start, "t_end": time.time(), "measure_s": t1 - t0,
-                        "competitor_cpu_s": cpu1 - cpu0, "competitors_alive_at_end": alive})
+            log.append(_visit_record(visit, rnd, cond, cores, active, t_start, t1 - t0, cpu1 - cpu0, alive))
             if ctx.settings.cooldown_s > 0:
                 time.sleep(ctx.settings.cooldown_s)
             frames.append(_with_visit_info(ctx.samples(log, configs, settings), log, visit))
             failed = ctx.failures(log, configs, settings)
             if len(failed):
                 frames.append(failed.assign(measurement="failed"))
+    return _latency_frame(frames, inf_group, cross_group)
+
+
+def _visit_record(visit: int, rnd: int, cond, cores, pids, t_start: float, measure_s: float,
+                  competitor_cpu_s: float, alive: int) -> dict:
+    """The raw log's record of one visit: its condition, where it ran, and whether the competitors
+    were still running at its end (competitor CPU seconds: NaN where not readable, on a phone)."""
+    return {"type": "visit", "visit": visit, "round": rnd, "kind": cond.kind, "n": cond.n,
+            "competitor_cores": cond.competitor_cores, "cores": cores, "pids": pids, "t_start": t_start,
+            "t_end": time.time(), "measure_s": measure_s, "competitor_cpu_s": competitor_cpu_s,
+            "competitors_alive_at_end": alive}
+
+
+def _latency_frame(frames: list[pd.DataFrame], inf_group: str, cross_group: str | None) -> pd.DataFrame:
+    """The visits' samples and failures in one table, labelled with the core groups."""
     out = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else pd.DataFrame()
     if len(out):
         if "measurement" not in out:
@@ -603,24 +615,14 @@ def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, l
         finally:
             if pids:
                 pool.stop(pids)
-        log.append({"type": "visit", "visit": visit, "round": rnd, "kind": cond.kind, "n": cond.n,
-                    "competitor_cores": cond.competitor_cores, "cores": cores, "pids": pids, "t_start": t_start,
-                    "t_end": time.time(), "measure_s": t1 - t0, "competitor_cpu_s": float("nan"),
-                    "competitors_alive_at_end": alive})
+        log.append(_visit_record(visit, rnd, cond, cores, pids, t_start, t1 - t0, float("nan"), alive))
         if ctx.settings.cooldown_s > 0:
             time.sleep(ctx.settings.cooldown_s)
         frames.append(_with_visit_info(df, log, visit))
         failed = phone.failures(df, configs)
         if len(failed):
             frames.append(failed.assign(measurement="failed"))
-    out = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else pd.DataFrame()
-    if len(out):
-        if "measurement" not in out:
-            out.insert(0, "measurement", "latency")
-        out["measurement"] = out["measurement"].fillna("latency")
-        out["inference_core_group"] = inf_group
-        out["cross_core_group"] = cross_group or ""
-    return out
+    return _latency_frame(frames, inf_group, cross_group)
 
 
 def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

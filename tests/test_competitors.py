@@ -47,7 +47,10 @@ def cmdline(pid: int) -> str:
 
 
 PARENT = r"""
-import sys, time
+import signal, sys, time
+# Ctrl-C as in a terminal: a job started in the background by a non-interactive shell (as CI
+# may start the tests) inherits SIGINT ignored, and Python then keeps it ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from study.competitors import competitors
 # small memory buffers: the test is about process life, not bandwidth
 with competitors("cpu", 2, memory_bytes=8 * 2**20) as pool:

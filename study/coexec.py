@@ -93,6 +93,18 @@ class CoexecError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- splitting
+def set_tf32(enabled: bool) -> tuple[bool, bool]:
+    """TF32 on or off for cuDNN convolutions and CUDA matmuls; returns the flags it replaced."""
+    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    return old
+
+
+def restore_tf32(old: tuple[bool, bool]) -> None:
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
 def is_splittable(m: nn.Module) -> bool:
     return isinstance(m, SPLIT_TYPES)
 
@@ -553,13 +565,11 @@ class CudaPair(Pair):
         self._saved_flags = None
 
     def start(self) -> None:
-        self._saved_flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-        torch.backends.cudnn.allow_tf32 = self.tf32
-        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        self._saved_flags = set_tf32(self.tf32)
 
     def close(self) -> None:
         if self._saved_flags is not None:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self._saved_flags
+            restore_tf32(self._saved_flags)
             self._saved_flags = None
         self._pinned.clear()
         self._events.clear()

@@ -1201,21 +1201,17 @@ def _tf32_off():
     """fp32 on a GPU means fp32 in this stage: TF32 off for convolutions and matmuls while it
     measures (PyTorch leaves it on for cuDNN convolutions by default); returns the old flags."""
     try:
-        import torch
-
-        old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-        return old
+        from study.coexec import set_tf32
     except Exception:  # noqa: BLE001 - no torch: nothing to set
         return None
+    return set_tf32(False)
 
 
 def _tf32_restore(old) -> None:
     if old is not None:
-        import torch
+        from study.coexec import restore_tf32
 
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+        restore_tf32(old)
 
 
 def _tidy(data: pd.DataFrame) -> pd.DataFrame:

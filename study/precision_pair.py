@@ -75,13 +75,11 @@ class PrecisionPair(cx.Pair):
     # lifecycle -----------------------------------------------------------------
     def start(self) -> None:
         if self.cuda:
-            self._saved_flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-            torch.backends.cudnn.allow_tf32 = self.tf32
-            torch.backends.cuda.matmul.allow_tf32 = self.tf32
+            self._saved_flags = cx.set_tf32(self.tf32)
 
     def close(self) -> None:
         if self._saved_flags is not None:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self._saved_flags
+            cx.restore_tf32(self._saved_flags)
             self._saved_flags = None
         self._pinned.clear()
         self._events.clear()

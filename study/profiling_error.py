@@ -301,20 +301,29 @@ def post_run_cpu_ms(sess, window_s: float = 0.05) -> float:
     return (time.process_time() - c0) * 1e3
 
 
+def _begin_scenario(ctx, avail: list[dict], kinds: list[str], comp_groups: list[str], log,
+                    groups: dict[str, list[int]], **meta) -> list[S.Segment]:
+    """The seeded schedule, logged with its meta record; an unfinished earlier trace in the log is
+    marked abandoned (history, not resumed: a trace is continuous)."""
+    p = ctx.params
+    schedule = S.make_schedule(p["scenario_seconds"], [ctx.seed, p["scenario_seed"]], kinds,
+                               phase_s=p["phase_seconds"], burst_s=p["burst_seconds"], cpu_n=p["cpu_competitors"],
+                               memory_n=p["memory_competitors"], gpu_n=p["gpu_competitors"], groups=comp_groups)
+    if log.records():
+        log.mark_complete(abandoned=True)
+    log.append({"type": "meta", "t_wall": time.time(), "seed": ctx.seed, "scenario_seed": p["scenario_seed"],
+                "configs": [a["config"] for a in avail], "phase_kinds": kinds, "competitor_groups": comp_groups,
+                "schedule": [s.as_row() for s in schedule], "core_groups": groups, **meta})
+    return schedule
+
+
 def scenario_trace(ctx, avail: list[dict], kinds: list[str], comp_groups: list[str], log,
                    groups: dict[str, list[int]]) -> tuple[pd.DataFrame, pd.DataFrame, list[S.Segment], list[dict]]:
     """Open every configuration, run the seeded scenario under its competitors, log every inference."""
     from study.competitors import CompetitorPool
 
     p = ctx.params
-    schedule = S.make_schedule(p["scenario_seconds"], [ctx.seed, p["scenario_seed"]], kinds,
-                               phase_s=p["phase_seconds"], burst_s=p["burst_seconds"], cpu_n=p["cpu_competitors"],
-                               memory_n=p["memory_competitors"], gpu_n=p["gpu_competitors"], groups=comp_groups)
-    if log.records():  # an earlier scenario that did not finish: history, not resumed (a trace is continuous)
-        log.mark_complete(abandoned=True)
-    log.append({"type": "meta", "t_wall": time.time(), "seed": ctx.seed, "scenario_seed": p["scenario_seed"],
-                "configs": [a["config"] for a in avail], "phase_kinds": kinds, "competitor_groups": comp_groups,
-                "schedule": [s.as_row() for s in schedule], "core_groups": groups})
+    schedule = _begin_scenario(ctx, avail, kinds, comp_groups, log, groups)
     trace_cfgs, errors = [], []
     original = current_affinity()
     try:
@@ -464,15 +473,8 @@ def scenario_trace_phone(ctx, avail: list[dict], kinds: list[str], comp_groups: 
     from study.engines.base import EngineUnavailable
 
     p = ctx.params
-    schedule = S.make_schedule(p["scenario_seconds"], [ctx.seed, p["scenario_seed"]], kinds,
-                               phase_s=p["phase_seconds"], burst_s=p["burst_seconds"], cpu_n=p["cpu_competitors"],
-                               memory_n=p["memory_competitors"], gpu_n=p["gpu_competitors"], groups=comp_groups)
-    if log.records():  # an earlier scenario that did not finish: history, not resumed (a trace is continuous)
-        log.mark_complete(abandoned=True)
-    log.append({"type": "meta", "t_wall": time.time(), "seed": ctx.seed, "scenario_seed": p["scenario_seed"],
-                "configs": [a["config"] for a in avail], "phase_kinds": kinds, "competitor_groups": comp_groups,
-                "schedule": [s.as_row() for s in schedule], "core_groups": groups,
-                "block_runs": ctx.settings.block_size, "method": phone.BLOCK_METHOD})
+    schedule = _begin_scenario(ctx, avail, kinds, comp_groups, log, groups,
+                               block_runs=ctx.settings.block_size, method=phone.BLOCK_METHOD)
     trace_cfgs, errors = [], []
     for a in avail:
         cfg = phone.config(ctx, a["model"], a["processor"], a["core_group"], candidate=a["candidate"])

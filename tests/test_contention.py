@@ -337,23 +337,6 @@ def test_analyse_writes_every_table_and_plot_saves_both_figures(tmp_path):
 
 
 # --------------------------------------------------------------------------- notebook
-def test_notebook_is_thin_with_one_parameters_cell_matching_params():
-    import nbformat
-
-    nb = nbformat.read(ROOT / "notebooks" / "03_contention.ipynb", as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    ns: dict = {}
-    exec(tagged[0].source, ns)
-    for k, f in F.PARAMS.items():
-        assert ns[k] == f.default, k
-    for k in ("device", "profile", "seed", "harness"):
-        assert k in ns
-    assert not any("def " in c.source for c in code)
-
-
 # --------------------------------------------------------------------------- end to end (CPU, tiny)
 def _tiny_ctx(tmp_path, **over):
     import yaml

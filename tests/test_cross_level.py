@@ -14,7 +14,7 @@ import pytest
 from study import compress as C
 from study import cross_level as F
 from study.config import ParamError, check_section, load_params, validate_common
-from study.paths import MODEL_MANIFEST, ROOT
+from study.paths import MODEL_MANIFEST
 
 HAS_MODELS = MODEL_MANIFEST.exists()
 DEFAULTS = {k: f.default for k, f in F.PARAMS.items()}
@@ -512,23 +512,6 @@ def test_params_validation():
             resolve("cross_level", {**params, "cross_level": {"coexec_models": ["resnet50"]}})
         with pytest.raises(ParamError, match="frontend_engine"):
             resolve("cross_level", {**params, "cross_level": {"engines": ["torch"], "frontend_engine": "litert"}})
-
-
-def test_notebook_has_one_parameters_cell_with_the_defaults_and_no_outputs():
-    nbformat = pytest.importorskip("nbformat")
-
-    nb = nbformat.read(str(ROOT / "notebooks" / "06_cross_level.ipynb"), as_version=4)
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
-    ns: dict = {}
-    exec(tagged[0].source, ns)
-    for k in ("device", "profile", "seed", "harness"):
-        assert k in ns
-    for k, f in F.PARAMS.items():
-        assert ns[k] == f.default, k
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert not any("def " in c.source for c in nb.cells if c.cell_type == "code")
 
 
 # =========================================================================== co-execution pairings (CPU stand-in)

@@ -14,7 +14,7 @@ from study import frame_reuse as F
 from study import mediapipe_io as mio
 from study import reuse
 from study.config import ParamError, check_section, load_params, validate_common
-from study.paths import MODEL_MANIFEST, ROOT
+from study.paths import MODEL_MANIFEST
 
 HAS_MODELS = MODEL_MANIFEST.exists()
 needs_models = pytest.mark.skipif(not HAS_MODELS, reason="needs the models stage's output (data/models)")
@@ -412,23 +412,6 @@ def test_params_validation():
             resolve("frame_reuse", {**params, "frame_reuse": {"tile": 48}})
         with pytest.raises(ParamError, match="face_clips"):
             resolve("frame_reuse", {**params, "frame_reuse": {"clips": ["bikes"]}})
-
-
-def test_notebook_has_one_parameters_cell_with_the_defaults_and_no_outputs():
-    nbformat = pytest.importorskip("nbformat")
-
-    nb = nbformat.read(str(ROOT / "notebooks" / "05_frame_reuse.ipynb"), as_version=4)
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
-    ns: dict = {}
-    exec(tagged[0].source, ns)
-    for k in ("device", "profile", "seed", "harness"):
-        assert k in ns
-    for k, f in F.PARAMS.items():
-        assert ns[k] == f.default, k
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert not any("def " in c.source for c in nb.cells if c.cell_type == "code")
 
 
 # --------------------------------------------------------------------------- end to end

@@ -14,7 +14,7 @@ from study import operator_support as F
 from study.config import ParamError, resolve
 from study.engines import PLACEMENT_COLUMNS
 from study.measure import RawLog
-from study.paths import MODEL_MANIFEST, PARAMS, ROOT
+from study.paths import MODEL_MANIFEST, PARAMS
 
 HAS_MODELS = MODEL_MANIFEST.exists()
 needs_models = pytest.mark.skipif(not HAS_MODELS, reason="needs the models stage's output (data/models)")
@@ -275,20 +275,6 @@ def test_params_defaults_validate_and_unknown_model_is_refused():
         resolve("operator_support", {**params, "operator_support": {"engines": ["tvm"]}})
     with pytest.raises(ParamError, match="repeats"):
         resolve("operator_support", {**params, "profile": "full", "operator_support": {"profile_repeats": 1}})
-
-
-def test_notebook_parameters_cell_matches_params():
-    nb = json.loads((ROOT / "notebooks" / "01_operator_support.ipynb").read_text())
-    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1
-    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
-    ns: dict = {}
-    exec("".join(tagged[0]["source"]), ns)  # noqa: S102 - our own notebook's literal parameters
-    for k, field in F.PARAMS.items():
-        assert ns[k] == field.default, k
-    for k in ("device", "profile", "seed", "harness"):
-        assert k in ns
-    assert ns["harness"] == yaml.safe_load(PARAMS.read_text())["harness"]["quick"]
 
 
 @needs_models

@@ -15,7 +15,7 @@ import yaml
 
 from study import claims as C
 from study import explore, paper, paths
-from study.config import COMMON_KEYS, ParamError, resolve
+from study.config import ParamError, resolve
 
 sys.path.insert(0, str(Path(__file__).parent))
 import paper_synthetic as S  # noqa: E402
@@ -233,22 +233,8 @@ def test_parameters_are_checked():
         resolve("paper", params(peer_dirs=["no/such/folder"]))
 
 
-def test_notebooks_follow_the_contract():
-    nb = nbformat.read(paths.source_notebook("paper"), as_version=4)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    import papermill as pm
-
-    declared = set(pm.inspect_notebook(str(paths.source_notebook("paper"))))
-    assert declared == set(COMMON_KEYS) | set(paper.PARAMS)
-    ns: dict = {}
-    exec(tagged[0].source, ns)
-    for k, f in paper.PARAMS.items():
-        assert ns[k] == f.default, k
-    assert not any("def " in c.source for c in code)
+def test_explore_notebook_is_clean_with_one_parameters_cell():
+    # the stage notebooks' contract: tests/test_notebooks.py
     ex = nbformat.read(paths.NOTEBOOKS / "explore.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in ex.cells if c.cell_type == "code")
     assert sum("parameters" in c.metadata.get("tags", []) for c in ex.cells) == 1

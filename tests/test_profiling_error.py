@@ -434,23 +434,6 @@ def test_params_defaults_validate_and_bad_values_are_refused():
             resolve(F.FINDING, {**params, F.FINDING: bad})
 
 
-def test_notebook_parameters_cell_matches_params():
-    nb = json.loads((ROOT / "notebooks" / "04_profiling_error.ipynb").read_text())
-    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1
-    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
-    assert nb["metadata"]["kernelspec"]["name"] == "python3"
-    ns: dict = {}
-    exec("".join(tagged[0]["source"]), ns)  # noqa: S102 - our own notebook's literal parameters
-    for k, field in F.PARAMS.items():
-        assert ns[k] == field.default, k
-    for k in ("device", "profile", "seed", "harness"):
-        assert k in ns
-    assert ns["harness"] == yaml.safe_load(PARAMS.read_text())["harness"]["quick"]
-    code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    assert "def " not in code and "F.run(ctx)" in code
-
-
 # --------------------------------------------------------------------------- end to end
 def _ctx(tmp_path, **own):
     from study.common import context

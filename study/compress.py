@@ -243,8 +243,8 @@ def quantize_tflite(src: str | Path, dst: str | Path, kind: str, calibration: Se
     elif kind == "int8_static":
         q.load_quantization_recipe(recipe.static_wi8_ai8())
         # float inputs and outputs: QUANTIZE / DEQUANTIZE at the model's boundary (timed with it)
-        for io in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
-            q.update_quantization_recipe(regex=".*", operation_name=io, algorithm_key="no_quantize")
+        for io_op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
+            q.update_quantization_recipe(regex=".*", operation_name=io_op, algorithm_key="no_quantize")
         method = ("ai-edge-quantizer static_wi8_ai8 (full integer: int8 weights and activations, ranges calibrated "
                   "on real frames; float input/output converted inside the model)")
     else:

@@ -908,7 +908,6 @@ def plot_slowdown(sl: pd.DataFrame):
         _plain_log_ticks(ax)
         ax.set_xticks(range(len(models)))
         ax.set_xticklabels(models, fontsize=8)
-        ref = g["reference_processor"].iloc[0] if len(g) else ""
         ax.set(ylabel="co-execution / best single (x)", title=f"Slowdown vs the best single processor, pair {pr} "
                                                                f"(> 1: slower; bootstrap 95% CI)")
         ax.title.set_fontsize(9)

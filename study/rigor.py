@@ -52,7 +52,7 @@ from scipy import stats as st
 
 from study import paths, phone, stats
 from study.config import PROCESSORS, Field, ParamError, check_models
-from study.measure import Config, Harness, HarnessSettings, RawLog, sensor_summary, set_affinity
+from study.measure import Harness, HarnessSettings, RawLog, sensor_summary, set_affinity
 
 PARAMS = {
     "models": Field(list, ["mobilenet_v2", "transformer_enc"], help="models for the sustained run and the between-run benchmark"),

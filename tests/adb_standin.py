@@ -827,7 +827,7 @@ class FakeBenchmark:
             time.sleep(0.5)
             return 137
         gp = self.phone.host(graph, self.shell.cwd)
-        log = [f"INFO: STARTING!", f"INFO: Log parameter values verbosely: [0]",
+        log = ["INFO: STARTING!", "INFO: Log parameter values verbosely: [0]",
                f"INFO: Min num runs: [{flags.get('num_runs', 50)}]", f"INFO: Num threads: [{flags.get('num_threads', -1)}]",
                f"INFO: Graph: [{graph}]"]
         if not gp.is_file():

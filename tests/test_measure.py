@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from study.measure import Config, Harness, HarnessSettings, RawLog, config_key, sensor_summary, set_affinity
+from study.measure import Config, Harness, HarnessSettings, RawLog, config_key
 
 
 class Counter:

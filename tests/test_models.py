@@ -1,10 +1,9 @@
-import json
 
 import pytest
 import torch
 
 from study import paths
-from study.models import ModelError, ModelSpec, get_model, load_manifest
+from study.models import ModelError, get_model, load_manifest
 from study.models.export import build_all, mediapipe_files
 from study.models.zoo import ZOO, build, count_macs, count_params, example_input
 
@@ -41,7 +40,7 @@ def test_build_all_exports_and_writes_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "ROOT", tmp_path)
     section = {"zoo": ["transformer_enc"], "mediapipe": ["selfie_segmentation"], "user": [],
                "formats": ["tflite", "onnx"], "weights_seed": 0}
-    specs = build_all(section, out=tmp_path / "models", log=lambda *a: None)
+    build_all(section, out=tmp_path / "models", log=lambda *a: None)
     manifest = load_manifest(tmp_path / "models" / "manifest.json")
     assert set(manifest) == {"transformer_enc", "selfie_segmentation"}
     t = manifest["transformer_enc"]

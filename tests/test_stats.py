@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-import pytest
 from scipy import stats as st
 
 from study import stats

@@ -202,7 +202,7 @@ class BenchmarkOutput:
 _LEVEL = r"(?:INFO|WARNING|WARN|ERROR|VERBOSE|DEBUG|FATAL)"
 # "INFO: " (TFLITE_LOG to stderr) or a logcat line "05-31 10:38:42.583 22206 22206 I tflite  : "
 _STRIP = re.compile(rf"^(?:{_LEVEL}: |\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+ [VDIWEF] [^:]*: )")
-_IS_ERROR = re.compile(rf"^(?:(?:ERROR|FATAL): |\d\d-\d\d \S+\s+\d+\s+\d+ [EF] )")
+_IS_ERROR = re.compile(r"^(?:(?:ERROR|FATAL): |\d\d-\d\d \S+\s+\d+\s+\d+ [EF] )")
 _TITLE = re.compile(r"^=+ (.+?) =+$")
 
 

@@ -28,6 +28,7 @@ behaves like LiteRT's benchmark tool: flags checked, output in the tool's format
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import random
@@ -1303,3 +1304,33 @@ def fake_benchmark_binary(path: Path) -> Path:
     """A file the stand-in runs as benchmark_model (the host never executes it)."""
     path.write_bytes(BENCH_MAGIC + b"\n# test stand-in for LiteRT's benchmark_model\n")
     return path
+
+
+@contextlib.contextmanager
+def standin_phone(tmp: Path):
+    """The real adb server with a fake phone behind the loopback stand-in and a fake
+    benchmark binary: yields (fake phone, device(**settings) -> an AdbDevice on it); ends
+    both on exit. Skips the test where Debian's adb is not installed."""
+    import shutil
+
+    import pytest
+
+    from study.devices import adb as A
+
+    if shutil.which("adb") is None:
+        pytest.skip("needs Debian's adb package")
+    server = AdbServer(tmp / "adbhome")
+    fake = FakePhone(tmp / "root")
+    st = AdbStandin(fake).start()
+    try:
+        serial = server.connect(st)
+        binary = fake_benchmark_binary(tmp / "benchmark_model")
+        base = dict(server=server.address, benchmark_binary=str(binary), benchmark_sha256=A.file_sha256(binary))
+
+        def device(**settings):
+            return A.AdbDevice(f"adb:{serial}", serial, A.AdbSettings(**base, **settings))
+
+        yield fake, device
+    finally:
+        st.close()
+        server.stop()

@@ -738,30 +738,10 @@ def test_run_end_to_end_tiny_gpu(tmp_path, monkeypatch):
 # =========================================================================== a phone (loopback stand-in)
 @pytest.fixture(scope="module")
 def phone_rig(tmp_path_factory):
-    import shutil
-    import sys
-    from pathlib import Path
+    from adb_standin import standin_phone
 
-    if shutil.which("adb") is None:
-        pytest.skip("needs Debian's adb package")
-    sys.path.insert(0, str(Path(__file__).parent))
-    from adb_standin import AdbServer, AdbStandin, FakePhone, fake_benchmark_binary
-
-    from study.devices import adb as A
-
-    tmp = tmp_path_factory.mktemp("cl_phone")
-    server = AdbServer(tmp / "adbhome")
-    fake = FakePhone(tmp / "root")
-    st = AdbStandin(fake).start()
-    try:
-        serial = server.connect(st)
-        binary = fake_benchmark_binary(tmp / "benchmark_model")
-        dev = A.AdbDevice(f"adb:{serial}", serial, A.AdbSettings(server=server.address, benchmark_binary=str(binary),
-                                                                 benchmark_sha256=A.file_sha256(binary)))
-        yield dict(phone=fake, device=dev)
-    finally:
-        st.close()
-        server.stop()
+    with standin_phone(tmp_path_factory.mktemp("cl_phone")) as (fake, device):
+        yield dict(phone=fake, device=device())
 
 
 @needs_models

@@ -415,33 +415,17 @@ def test_partition_time_counts_as_delegated_and_hides_unsplittable_shares():
 def phone_rig(tmp_path_factory):
     import shutil
 
-    if shutil.which("adb") is None:
-        pytest.skip("needs Debian's adb package")
-    import sys
+    from adb_standin import standin_phone
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from adb_standin import AdbServer, AdbStandin, FakePhone, fake_benchmark_binary
-
-    from study.devices import adb as A
     from study.models import ModelSpec
     from study.paths import ASSETS
 
     tmp = tmp_path_factory.mktemp("phone_os")
-    server = AdbServer(tmp / "adbhome")
-    fake = FakePhone(tmp / "root")
-    st = AdbStandin(fake).start()
-    try:
-        serial = server.connect(st)
-        binary = fake_benchmark_binary(tmp / "benchmark_model")
-        dev = A.AdbDevice(f"adb:{serial}", serial, A.AdbSettings(server=server.address, benchmark_binary=str(binary),
-                                                                 benchmark_sha256=A.file_sha256(binary)))
+    with standin_phone(tmp) as (fake, device):
         path = tmp / "probe.tflite"
         shutil.copy(ASSETS / "probe.tflite", path)
-        yield dict(phone=fake, device=dev, models={"probe": ModelSpec(name="probe", source="user", task="test",
-                                                                       files={"tflite": str(path)})})
-    finally:
-        st.close()
-        server.stop()
+        yield dict(phone=fake, device=device(), models={"probe": ModelSpec(name="probe", source="user", task="test",
+                                                                            files={"tflite": str(path)})})
 
 
 def test_run_on_a_phone(phone_rig, tmp_path):

@@ -106,31 +106,17 @@ def test_phone_helpers_without_a_phone():
 # =========================================================================== through the stand-in
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    from adb_standin import AdbServer, AdbStandin, FakePhone, fake_benchmark_binary
+    from adb_standin import standin_phone
 
-    from study.devices import adb as A
-
-    if shutil.which("adb") is None:
-        pytest.skip("needs Debian's adb package")
     tmp = tmp_path_factory.mktemp("phonefindings")
-    server = AdbServer(tmp / "adbhome")
-    fake = FakePhone(tmp / "root")
-    st = AdbStandin(fake).start()
-    try:
-        serial = server.connect(st)
-        binary = fake_benchmark_binary(tmp / "benchmark_model")
-        base = dict(server=server.address, benchmark_binary=str(binary), benchmark_sha256=A.file_sha256(binary))
-        dev = A.AdbDevice(f"adb:{serial}", serial, A.AdbSettings(**base, gfxinfo_package="org.videolan.vlc"))
-        bare = A.AdbDevice(f"adb:{serial}", serial, A.AdbSettings(**base))
+    with standin_phone(tmp) as (fake, device):
         models = {}
         for name in ("probe", "probe2"):
             path = tmp / f"{name}.tflite"
             shutil.copy(ASSETS / "probe.tflite", path)
             models[name] = ModelSpec(name=name, source="user", task="test", files={"tflite": str(path)})
-        yield dict(phone=fake, device=dev, bare=bare, models=models, tmp=tmp)
-    finally:
-        st.close()
-        server.stop()
+        yield dict(phone=fake, device=device(gfxinfo_package="org.videolan.vlc"), bare=device(), models=models,
+                   tmp=tmp)
 
 
 def phone_ctx(rig, finding: str, tmp: Path, device=None, **params):

@@ -510,17 +510,7 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
                 app.wait()
             err.close()
             set_affinity(original)
-    frames = pd.DataFrame(app_log.records("frame"))
-    samples = pd.DataFrame(log.records("corun_sample"))
-    if len(frames):
-        frames.insert(0, "measurement", "frame")
-    if len(samples):
-        samples.insert(0, "measurement", "corun_inference")
-    for f in failures:
-        f["measurement"] = "corun_failed"
-    if failures:
-        frames = pd.concat([frames, pd.DataFrame(failures)], ignore_index=True)
-    return frames, samples
+    return _corun_tables(app_log, log, failures, ("frame",))
 
 
 # =========================================================================== the phone path
@@ -625,6 +615,24 @@ def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, l
     return _latency_frame(frames, inf_group, cross_group)
 
 
+def _corun_tables(app_log, log, failures: list[dict], app_types: tuple[str, ...]
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the app's records of ``app_types`` and the failed runs, the inferences beside the app)
+    from the raw logs, each labelled with its measurement."""
+    label = {"frame": "frame", "gfxinfo": "corun_gfxinfo"}
+    parts = [pd.DataFrame(app_log.records(t)) for t in app_types]
+    for t, part in zip(app_types, parts):
+        if len(part):
+            part.insert(0, "measurement", label[t])
+    parts.append(pd.DataFrame([{**f, "measurement": "corun_failed"} for f in failures]))
+    parts = [x for x in parts if len(x)]
+    frames = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    samples = pd.DataFrame(log.records("corun_sample"))
+    if len(samples):
+        samples.insert(0, "measurement", "corun_inference")
+    return frames, samples
+
+
 def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(frames and gfxinfo counters, inference beside the app) on a phone."""
     from study.devices.adb import AdbDeviceError
@@ -688,20 +696,7 @@ def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
                         "n": res["n"], "init_ms": res["init_ms"], "aggregate": True, "method": res["method"],
                         "t_wall": time.time()})
         app_log.append({"type": "app_done", "run_key": tag["run_key"], "frames": len(fr)})
-    frames = pd.DataFrame(app_log.records("frame"))
-    gfx = pd.DataFrame(app_log.records("gfxinfo"))
-    samples = pd.DataFrame(log.records("corun_sample"))
-    if len(frames):
-        frames.insert(0, "measurement", "frame")
-    if len(gfx):
-        gfx.insert(0, "measurement", "corun_gfxinfo")
-    if len(samples):
-        samples.insert(0, "measurement", "corun_inference")
-    for f in failures:
-        f["measurement"] = "corun_failed"
-    frames = pd.concat([x for x in (frames, gfx, pd.DataFrame(failures)) if len(x)], ignore_index=True) \
-        if len(frames) or len(gfx) or failures else pd.DataFrame()
-    return frames, samples
+    return _corun_tables(app_log, log, failures, ("frame", "gfxinfo"))
 
 
 def measure_phone(ctx) -> pd.DataFrame:

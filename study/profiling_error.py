@@ -512,6 +512,17 @@ def scenario_trace_phone(ctx, avail: list[dict], kinds: list[str], comp_groups: 
     return trace, pd.DataFrame(srows), schedule, errors
 
 
+def _write_measured(ctx, parts: list[pd.DataFrame], schedule, logs) -> pd.DataFrame:
+    """The dataset and the scenario's schedule written; the raw logs marked complete and closed."""
+    data = tidy(parts)
+    ctx.write(data)
+    ctx.write(pd.DataFrame([s.as_row() for s in schedule]), table="schedule")
+    for log in logs:
+        log.mark_complete()
+        log.close()
+    return data
+
+
 def measure_phone(ctx) -> pd.DataFrame:
     olog = ctx.raw_log(OFFLINE_LOG)
     slog = ctx.raw_log(FINDING)
@@ -522,14 +533,8 @@ def measure_phone(ctx) -> pd.DataFrame:
         bad = {f["config"] for f in failed}
         usable = [a for a in avail if a["config"] not in bad]
         trace, sens, schedule, errors = scenario_trace_phone(ctx, usable, kinds, comp_groups, slog, groups, pool)
-    data = tidy([samples, ops, trace, sens, pd.DataFrame(absent + failed + errors)])
-    ctx.write(data)
-    ctx.write(pd.DataFrame([s.as_row() for s in schedule]), table="schedule")
-    olog.mark_complete()
-    slog.mark_complete()
-    olog.close()
-    slog.close()
-    return data
+    return _write_measured(ctx, [samples, ops, trace, sens, pd.DataFrame(absent + failed + errors)], schedule,
+                           (olog, slog))
 
 
 def measure(ctx) -> pd.DataFrame:
@@ -544,14 +549,8 @@ def measure(ctx) -> pd.DataFrame:
     bad = {f["config"] for f in failed}
     usable = [a for a in avail if a["config"] not in bad]
     trace, sens, schedule, errors = scenario_trace(ctx, usable, kinds, comp_groups, slog, groups)
-    data = tidy([samples, ops, trace, sens, pd.DataFrame(absent + failed + errors)])
-    ctx.write(data)
-    ctx.write(pd.DataFrame([s.as_row() for s in schedule]), table="schedule")
-    olog.mark_complete()
-    slog.mark_complete()
-    olog.close()
-    slog.close()
-    return data
+    return _write_measured(ctx, [samples, ops, trace, sens, pd.DataFrame(absent + failed + errors)], schedule,
+                           (olog, slog))
 
 
 # =========================================================================== analyse

@@ -7,6 +7,12 @@ Writes ``DIR/data/<device>/...`` and ``DIR/figures/<device>/...`` exactly as the
 would, plus ``DIR/reference_run.json`` (per stage: seconds, ok or the error). A stage
 that fails is reported and the others go on. ``promote`` copies such a run into
 ``data/reference/<device-slug>/`` (small Parquet tables and fingerprints only).
+
+Runs resume: a second ``run`` into the same DIR skips the stages already complete
+(``--force`` reruns them) and a stage cut mid-way resumes from its raw logs
+(``DIR/data/<device>/raw/*.jsonl``), as a killed ``dvc repro`` does, so short windows on
+a lent machine add up to one complete run. ``status DIR`` says per stage what is
+complete, cut (resumes next time) or not started.
 """
 from __future__ import annotations
 
@@ -27,8 +33,31 @@ ORDER = ("rigor", "operator_support", "mulayer_overhead", "contention", "profili
 MAX_TABLE_BYTES = 2_000_000   # larger tables are raw traces: kept out of git
 
 
+def load_report(out: Path) -> dict:
+    f = out / "reference_run.json"
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def stage_states(out: Path) -> dict[str, str]:
+    """Per stage: ``complete``, ``cut`` (started, not finished: resumes from its raw
+    logs), ``failed`` (finished with an error) or ``not started``."""
+    stages = load_report(out).get("stages", {})
+    states = {}
+    for stage in ORDER:
+        rec = stages.get(stage)
+        if rec is None:
+            states[stage] = "not started"
+        elif rec.get("ok"):
+            states[stage] = "complete"
+        elif rec.get("state") == "running":
+            states[stage] = "cut"
+        else:
+            states[stage] = "failed"
+    return states
+
+
 def run_reference(out: Path, profile: str = "reference", stages: list[str] | None = None,
-                  overrides: dict | None = None) -> dict:
+                  overrides: dict | None = None, force: bool = False) -> dict:
     from study.common import context
     from study.config import STAGE_MODULES
 
@@ -45,9 +74,24 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
             params[parents[0]].setdefault(profile, {})[last] = v
     from study.devices.local import git_commit
 
-    report = {"profile": profile, "overrides": overrides or {}, "study_commit": git_commit(), "stages": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    previous = load_report(out)
+    if previous and previous.get("profile") != profile:
+        raise SystemExit(f"{out} holds a {previous.get('profile')!r} run, not {profile!r}: use another --out")
+    report = {"profile": profile, "overrides": {**previous.get("overrides", {}), **(overrides or {})},
+              "study_commit": git_commit(), "windows": previous.get("windows", 0) + 1,
+              "stages": previous.get("stages", {})}
     for stage in stages or ORDER:
+        done = report["stages"].get(stage, {})
+        if done.get("ok") and not force:
+            print(f"== {stage}: complete in an earlier window, skipped", flush=True)
+            continue
         t0 = time.time()
+        # recorded before it runs: a window that ends mid-stage leaves "running" (status: cut)
+        report["stages"][stage] = {"ok": False, "state": "running", "seconds": 0,
+                                   "seconds_before": done.get("seconds_before", 0) + done.get("seconds", 0),
+                                   "windows": done.get("windows", 0) + 1}
+        (out / "reference_run.json").write_text(json.dumps(report, indent=2))
         try:
             mod = importlib.import_module(STAGE_MODULES[stage])
             resolved = resolve(stage, params)
@@ -56,14 +100,14 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
             ctx.figures_root = out / "figures"
             print(f"== {stage} ({profile})", flush=True)
             mod.run(ctx)
-            report["stages"][stage] = {"ok": True, "seconds": round(time.time() - t0, 1),
-                                       "device_slug": ctx.fingerprint["device_slug"]}
+            report["stages"][stage].update(ok=True, state="complete", seconds=round(time.time() - t0, 1),
+                                           device_slug=ctx.fingerprint["device_slug"])
         except ModuleNotFoundError as e:
-            report["stages"][stage] = {"ok": False, "seconds": 0, "error": f"not built: {e}"}
+            report["stages"][stage].update(state="failed", error=f"not built: {e}")
         except (ParamError, Exception) as e:  # report and go on
             traceback.print_exc()
-            report["stages"][stage] = {"ok": False, "seconds": round(time.time() - t0, 1),
-                                       "error": f"{type(e).__name__}: {e}"[:2000]}
+            report["stages"][stage].update(state="failed", seconds=round(time.time() - t0, 1),
+                                           error=f"{type(e).__name__}: {e}"[:2000])
         (out / "reference_run.json").write_text(json.dumps(report, indent=2))
         print(f"   {stage}: {report['stages'][stage]}", flush=True)
     return report
@@ -71,8 +115,10 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
 
 def promote(run_dir: Path, device: str = "local", dest_root: Path = paths.REFERENCE) -> Path:
     """Copy a reference run's tables into ``data/reference/<slug>/``: Parquet tables under
-    the size cap, fingerprints and the run report; raw logs stay out."""
+    the size cap, fingerprints and the run report; raw logs stay out. Only the stages the
+    run report calls complete are copied (a stage cut by the end of a window is not)."""
     src = run_dir / "data" / device
+    states = stage_states(run_dir) if load_report(run_dir) else {}
     fps = sorted(src.glob("*/fingerprint.json"))
     if not fps:
         raise FileNotFoundError(f"no fingerprint under {src}")
@@ -81,6 +127,9 @@ def promote(run_dir: Path, device: str = "local", dest_root: Path = paths.REFERE
     dest.mkdir(parents=True, exist_ok=True)
     for f in sorted(src.rglob("*")):
         if f.is_dir() or "raw" in f.relative_to(src).parts:
+            continue
+        stage = f.relative_to(src).parts[0].removesuffix(".parquet")
+        if states.get(stage, "complete") != "complete":
             continue
         if f.suffix == ".parquet" and f.stat().st_size > MAX_TABLE_BYTES:
             print(f"skipped (too large for git: {f.stat().st_size / 1e6:.1f} MB): {f.relative_to(src)}")
@@ -105,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--stages", nargs="*", default=None)
     r.add_argument("--set", nargs="*", default=[], metavar="STAGE.KEY=YAML",
                    help="parameter overrides, e.g. contention.models=[mobilenet_v2] (recorded in the run report)")
+    r.add_argument("--force", action="store_true", help="rerun stages complete in an earlier window")
+    st = sub.add_parser("status")
+    st.add_argument("run_dir", type=Path)
     p = sub.add_parser("promote")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--device", default="local")
@@ -116,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         for item in args.set:
             key, _, val = item.partition("=")
             overrides[key] = yaml.safe_load(val)
-        rep = run_reference(args.out, args.profile, args.stages, overrides)
+        rep = run_reference(args.out, args.profile, args.stages, overrides, force=args.force)
         return 0 if all(s["ok"] for s in rep["stages"].values()) else 1
+    if args.cmd == "status":
+        for stage, state in stage_states(args.run_dir).items():
+            print(f"{stage:18s} {state}")
+        return 0
     print(f"promoted to {promote(args.run_dir, args.device)}")
     return 0
 

@@ -64,11 +64,13 @@ class StageContext:
     def harness(self, log: RawLog | None = None, settings: HarnessSettings | None = None, **kw) -> Harness:
         return Harness(settings or self.settings, log or self.raw_log(), self.device, env=self.env, **kw)
 
-    def samples(self, log: RawLog, configs: list[Config], settings: HarnessSettings | None = None) -> pd.DataFrame:
-        return samples_frame(log, configs, settings or self.settings, self.env)
+    def samples(self, log: RawLog, configs: list[Config], settings: HarnessSettings | None = None,
+                run_ids=None) -> pd.DataFrame:
+        return samples_frame(log, configs, settings or self.settings, self.env, run_ids=run_ids)
 
-    def failures(self, log: RawLog, configs: list[Config], settings: HarnessSettings | None = None) -> pd.DataFrame:
-        return failures_frame(log, configs, settings or self.settings, self.env)
+    def failures(self, log: RawLog, configs: list[Config], settings: HarnessSettings | None = None,
+                 run_ids=None) -> pd.DataFrame:
+        return failures_frame(log, configs, settings or self.settings, self.env, run_ids=run_ids)
 
     def write(self, df: pd.DataFrame, table: str | None = None):
         return datasets.write_dataset(df, self.device_spec, self.finding, self.fingerprint, table, self.data_root)

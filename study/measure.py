@@ -16,6 +16,10 @@ x threads x core set, plus whatever a finding varies), it
   count, or when its time budget is spent, and records why it stopped;
 * appends every sample and every block to a raw JSON-lines log as it is taken, so
   a killed run keeps everything it measured and a rerun resumes where it stopped.
+  A block counts once its ``block`` record (written after its last sample, with the
+  sensor readings) is in the log: the samples of a block cut by a kill are discarded
+  on resume and the block is measured again, so a resumed run gives the same rows
+  per configuration as an uninterrupted one, each with its block's readings.
 
 ``run()`` of a session is synchronous (GPU outputs read back before it returns).
 The clock and the sleep are injectable: tests drive the harness with a fake clock.
@@ -256,30 +260,38 @@ class Harness:
         self.sleep = sleep
         self.wall = wall
         self.progress = progress
+        self._own_only = False
         self.run_id = run_id or f"{int(wall() * 1000):x}-{os.getpid()}"
         self._open: OrderedDict[str, Any] = OrderedDict()
 
     # -- resume ---------------------------------------------------------------
-    def _resume(self, configs: list[Config]) -> dict[str, _State]:
+    def _resume(self, configs: list[Config]) -> tuple[dict[str, _State], list[str]]:
+        """The state of every configuration from the log's current session (samples of
+        complete blocks only), and the keys whose stop was reached without a ``done``
+        record (killed between the last block and that record)."""
         h = self.s.hash(self.env)
         state = {c.key: _State() for c in configs}
-        for rec in self.log.records():
-            if rec.get("settings_hash") != h or rec.get("config") not in state:
-                continue
+        recs = [r for r in self.log.records() if r.get("settings_hash") == h and r.get("config") in state]
+        complete = _complete_blocks(recs, h)
+        for rec in recs:
             st = state[rec["config"]]
-            if rec["type"] == "done" and str(rec.get("reason", "")).startswith("failed"):
-                continue  # a configuration that failed is tried again on resume
             if rec["type"] == "sample":
+                if (rec["config"], rec.get("block"), rec.get("run_id")) not in complete:
+                    continue  # a block cut by a kill: measured again
                 st.samples.append(float(rec["latency_ms"]))
                 st.timed_s += float(rec["latency_ms"]) / 1000.0
             elif rec["type"] == "block":
                 st.blocks = max(st.blocks, int(rec["block"]) + 1)
-            elif rec["type"] == "done" and not str(rec.get("reason", "")).startswith("failed"):
-                st.done = rec["reason"]
-        for st in state.values():
+            elif rec["type"] == "done":
+                # a configuration that failed is tried again on resume
+                st.done = None if str(rec.get("reason", "")).startswith("failed") else rec["reason"]
+        late = []
+        for k, st in state.items():
             if st.done is None:
                 st.done = stop_reason(st, self.s)
-        return state
+                if st.done is not None:
+                    late.append(k)
+        return state, late
 
     # -- sessions -------------------------------------------------------------
     def _session(self, cfg: Config):
@@ -307,25 +319,33 @@ class Harness:
             return {"status": "unavailable", "why": f"sensor read failed: {e}"}
 
     # -- the loop -------------------------------------------------------------
-    def run(self, configs: list[Config], on_error: str = "record") -> pd.DataFrame:
+    def run(self, configs: list[Config], on_error: str = "record", resume: bool = True) -> pd.DataFrame:
         """Measure every configuration to its stopping rule; return the samples of the
         current settings (resumed ones included). ``on_error='record'`` logs a
-        configuration that fails to open or run as failed and goes on."""
+        configuration that fails to open or run as failed and goes on. ``resume=False``:
+        an independent run that ignores what the log holds and returns only its own
+        samples (its ``run_id``'s)."""
         keys = [c.key for c in configs]
         if len(set(keys)) != len(keys):
             raise ValueError("duplicate configurations")
         by_key = {c.key: c for c in configs}
-        state = self._resume(configs)
+        self._own_only = not resume
+        state, late = self._resume(configs) if resume else ({c.key: _State() for c in configs}, [])
         h = self.s.hash(self.env)
         rng = random.Random(self.s.seed)
         self.log.append({"type": "meta", "run_id": self.run_id, "settings_hash": h,
                          "settings": dataclasses.asdict(self.s), "env": self.env, "n_configs": len(configs), "t_wall": self.wall()})
+        for k in late:  # the stop a killed run reached but did not record
+            st = state[k]
+            self.log.append({"type": "done", "config": k, "reason": st.done, "n": len(st.samples),
+                             "rel_halfwidth": stats.rel_halfwidth(st.samples, self.s.confidence),
+                             "run_id": self.run_id, "settings_hash": h})
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
+            from study import stagelog
 
-            bar = tqdm(total=sum(self.s.max_samples for _ in configs), desc="samples (upper bound)", leave=False)
-            bar.update(sum(len(st.samples) for st in state.values()))
+            bar = stagelog.progress(sum(self.s.max_samples for _ in configs), "samples (upper bound)")
+            bar.set(sum(len(st.samples) for st in state.values()))
         original_affinity = current_affinity()
         try:
             rnd = 0
@@ -337,8 +357,7 @@ class Harness:
                 for k in pending:
                     self._block(by_key[k], state[k], h, rnd, on_error)
                     if bar is not None:
-                        bar.n = sum(len(st.samples) for st in state.values())
-                        bar.refresh()
+                        bar.set(sum(len(st.samples) for st in state.values()))
                 rnd += 1
         finally:
             self.close()
@@ -396,17 +415,26 @@ class Harness:
 
     # -- tidy output ----------------------------------------------------------
     def samples(self, configs: list[Config]) -> pd.DataFrame:
-        return samples_frame(self.log, configs, self.s, self.env)
+        own = {self.run_id} if self._own_only else None
+        return samples_frame(self.log, configs, self.s, self.env, run_ids=own)
+
+
+def _complete_blocks(recs: list[dict[str, Any]], h: str) -> set[tuple[Any, Any, Any]]:
+    """(config, block, run_id) of every block whose ``block`` record is in ``recs``."""
+    return {(r.get("config"), r.get("block"), r.get("run_id")) for r in recs
+            if r.get("type") == "block" and r.get("settings_hash") == h}
 
 
 def samples_frame(log: RawLog, configs: list[Config], settings: HarnessSettings,
-                  env: dict[str, Any] | None = None) -> pd.DataFrame:
+                  env: dict[str, Any] | None = None, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Tidy samples of ``configs`` under ``settings`` from the raw log: one row per timed
     call, with the configuration's columns, its stop reason and the sensor summary of
-    the block it belongs to."""
+    the block it belongs to. Samples of a block without its ``block`` record (cut by a
+    kill) are left out. ``run_ids``: only the samples of these harness runs."""
     h = settings.hash(env)
     by_key = {c.key: c for c in configs}
-    recs = log.records()
+    wanted = None if run_ids is None else set(run_ids)
+    recs = [r for r in log.records() if wanted is None or r.get("run_id") in wanted]
     blocks = {(r["config"], r["block"], r["run_id"]): r for r in recs
               if r.get("type") == "block" and r.get("settings_hash") == h}
     done = {r["config"]: r["reason"] for r in recs if r.get("type") == "done" and r.get("settings_hash") == h}
@@ -414,12 +442,14 @@ def samples_frame(log: RawLog, configs: list[Config], settings: HarnessSettings,
     for r in recs:
         if r.get("type") != "sample" or r.get("settings_hash") != h or r["config"] not in by_key:
             continue
+        b = blocks.get((r["config"], r["block"], r["run_id"]))
+        if b is None:
+            continue  # a block cut by a kill
         row = dict(by_key[r["config"]].columns)
         row.update({k: r[k] for k in SAMPLE_COLUMNS})
-        b = blocks.get((r["config"], r["block"], r["run_id"]))
-        row["cores"] = ",".join(map(str, b["cores"])) if b else ",".join(map(str, by_key[r["config"]].cores or []))
-        sb = sensor_summary(b["sensors_before"] if b else None)
-        sa = sensor_summary(b["sensors_after"] if b else None)
+        row["cores"] = ",".join(map(str, b["cores"]))
+        sb = sensor_summary(b["sensors_before"])
+        sa = sensor_summary(b["sensors_after"])
         for k in sb:
             row[f"{k}_before"], row[f"{k}_after"] = sb[k], sa[k]
         row["stop_reason"] = done.get(r["config"], "incomplete")
@@ -432,12 +462,16 @@ def samples_frame(log: RawLog, configs: list[Config], settings: HarnessSettings,
 
 
 def failures_frame(log: RawLog, configs: list[Config], settings: HarnessSettings,
-                   env: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Configurations that could not be measured, with the reason (one row each)."""
+                   env: dict[str, Any] | None = None, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Configurations that could not be measured, with the reason (one row each): those
+    whose last ``done`` record says failed (a failure retried on resume with success is
+    not one). ``run_ids``: only the records of these harness runs."""
     h = settings.hash(env)
     by_key = {c.key: c for c in configs}
-    rows = []
+    wanted = None if run_ids is None else set(run_ids)
+    last: dict[str, str] = {}
     for r in log.records("done"):
-        if r.get("settings_hash") == h and r["config"] in by_key and str(r["reason"]).startswith("failed"):
-            rows.append({**by_key[r["config"]].columns, "reason": r["reason"]})
+        if r.get("settings_hash") == h and r["config"] in by_key and (wanted is None or r.get("run_id") in wanted):
+            last[r["config"]] = str(r["reason"])
+    rows = [{**by_key[k].columns, "reason": v} for k, v in last.items() if v.startswith("failed")]
     return pd.DataFrame(rows)

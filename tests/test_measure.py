@@ -103,7 +103,10 @@ def test_every_sample_is_in_the_log_before_the_next_run(tmp_path, fake_clock):
     assert seen[:10] == list(range(10))
 
 
-def test_killed_run_resumes_without_losing_samples(tmp_path, fake_clock):
+def test_killed_run_resumes_whole_blocks_only(tmp_path, fake_clock):
+    """A block counts once its block record is in: the samples of the block cut by the kill
+    are discarded and measured again, so the resumed run has the rows an uninterrupted one has,
+    every one with its block's sensor readings."""
     log = RawLog(tmp_path / "raw.jsonl")
     lat = list(np.random.default_rng(0).uniform(1, 100, 1000))
     s = settings(max_samples=30, min_samples=30)
@@ -112,24 +115,59 @@ def test_killed_run_resumes_without_losing_samples(tmp_path, fake_clock):
         def run(self):
             super().run()
             if self.n == 18:
-                raise KeyboardInterrupt  # Ctrl-C mid-block
+                raise KeyboardInterrupt  # Ctrl-C mid-block (the third block: 1 warm-up + 5 per block)
 
     c = Config(columns={"model": "a"}, opener=lambda: Killer(), cores=None)
+    first = Harness(s, log, clock=fake_clock(lat), progress=False)
     with pytest.raises(KeyboardInterrupt):
-        Harness(s, log, clock=fake_clock(lat), progress=False).run([c])
-    before = len(log.records("sample"))
-    assert before > 0
+        first.run([c])
+    assert len(log.records("sample")) == 14 and len(log.records("block")) == 2   # 4 samples of a cut block
     # a line cut short by a kill is skipped
     with open(log.path, "a") as f:
         f.write('{"type": "sample", "config": ')
     sess = Counter()
     c2 = Config(columns={"model": "a"}, opener=lambda: sess)
     df = Harness(s, RawLog(log.path), clock=fake_clock(lat), progress=False).run([c2])
-    assert len(df) == 30
-    missing = 30 - before
-    blocks = -(-missing // 5)
-    assert sess.n == missing + blocks * 1          # only the missing samples (+1 warm-up per block)
-    assert len(RawLog(log.path).records("sample")) == 30
+    assert len(df) == 30 and sorted(df["sample"]) == list(range(30))
+    assert sess.n == 20 + 4 * 1                    # the 20 missing samples in 4 blocks (+1 warm-up each)
+    kept = df[df.run_id == first.run_id]
+    assert sorted(kept["block"].unique()) == [0, 1] and len(kept) == 10  # the cut block's 4 samples are gone
+    assert df.stop_reason.eq("max_samples").all()
+
+
+def test_killed_after_its_last_block_the_stop_is_recorded_on_resume(tmp_path, fake_clock):
+    log = RawLog(tmp_path / "raw.jsonl")
+    s = settings(max_samples=10, min_samples=10)
+    Harness(s, log, clock=fake_clock([4.0, 5.0]), progress=False).run([cfg("a")[0]])
+    lines = log.path.read_text().splitlines()
+    assert json.loads(lines[-1])["type"] == "done"
+    log.path.write_text("\n".join(lines[:-1]) + "\n")           # killed before the done record
+    c, sess = cfg("a")
+    df = Harness(s, RawLog(log.path), clock=fake_clock([9.0]), progress=False).run([c])
+    assert sess.n == 0 and len(df) == 10 and df.stop_reason.eq("max_samples").all()
+
+
+def test_an_independent_run_ignores_the_log_and_returns_its_own_samples(tmp_path, fake_clock):
+    log = RawLog(tmp_path / "raw.jsonl")
+    s = settings(max_samples=10, min_samples=10)
+    Harness(s, log, clock=fake_clock([4.0]), progress=False).run([cfg("a")[0]])
+    c, sess = cfg("a")
+    h = Harness(s, RawLog(log.path), clock=fake_clock([9.0]), progress=False)
+    df = h.run([c], resume=False)
+    assert sess.n == 10 + 2 and len(df) == 10 and set(df.latency_ms) == {9.0} and set(df.run_id) == {h.run_id}
+
+
+def test_a_failure_retried_with_success_is_not_a_failure(tmp_path, fake_clock):
+    from study.measure import failures_frame
+
+    log = RawLog(tmp_path / "raw.jsonl")
+    s = settings(max_samples=10, min_samples=10)
+    bad = Config(columns={"model": "a"}, opener=lambda: (_ for _ in ()).throw(RuntimeError("busy")))
+    Harness(s, log, clock=fake_clock([4.0]), progress=False).run([bad])
+    assert len(failures_frame(log, [bad], s)) == 1
+    c, _ = cfg("a")
+    df = Harness(s, RawLog(log.path), clock=fake_clock([4.0]), progress=False).run([c])
+    assert len(df) == 10 and len(failures_frame(log, [c], s)) == 0 and df.attrs["failed"] == {}
 
 
 def test_complete_marker_starts_a_fresh_session(tmp_path, fake_clock):

@@ -10,11 +10,16 @@
 
 Every command checks its inputs first and exits with status 2 and one clear line
 on bad parameters, before anything is measured or written.
+
+The stage commands (validate, models, run) end when their parent (``dvc repro``, a
+shell) dies, and so does the notebook's kernel and every process it starts
+(``study.lifetime``): no stage measures or writes after its ``dvc repro`` is gone.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -48,6 +53,31 @@ def notebook_parameters(nb_path) -> dict[str, Any]:
     return pm.inspect_notebook(str(nb_path))
 
 
+def _kernel_manager_class():
+    """papermill's kernel manager, starting the kernel with a parent-death signal: the kernel
+    (and, through their own, its children) ends when this process dies."""
+    from jupyter_client import AsyncKernelManager
+
+    from study import lifetime
+
+    class StageKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            kw.update(lifetime.popen_kwargs())
+            return cmd, kw
+
+    return StageKernelManager
+
+
+def execute_notebook(nb_in, nb_out, parameters: dict[str, Any], *, log_output: bool = True):
+    """papermill on ``nb_in`` -> ``nb_out`` with ``parameters``, its kernel bound to this process."""
+    import papermill as pm
+
+    return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, cwd=str(paths.ROOT),
+                               progress_bar=False, log_output=log_output, report_mode=False,
+                               kernel_manager_class=_kernel_manager_class())
+
+
 def run_stage(stage: str, params: dict[str, Any] | None = None, *, log_output: bool = True) -> int:
     """Validate, then execute the stage's notebook with exactly its parameters."""
     import papermill as pm
@@ -69,8 +99,7 @@ def run_stage(stage: str, params: dict[str, Any] | None = None, *, log_output: b
     nb_out = paths.executed_notebook(resolved["device"], stage)
     nb_out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pm.execute_notebook(str(nb_in), str(nb_out), parameters=resolved, cwd=str(paths.ROOT),
-                            progress_bar=False, log_output=log_output, report_mode=False)
+        execute_notebook(nb_in, nb_out, resolved, log_output=log_output)
     except pm.PapermillExecutionError as e:
         print(f"error: stage {stage} failed in cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
         return 1
@@ -198,8 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+STAGE_COMMANDS = ("validate", "models", "run")
+
+
 def main(argv: list[str] | None = None) -> int:
+    ppid = os.getppid()  # first: the parent that started this process
     args = build_parser().parse_args(argv)
+    if argv is None and args.cmd in STAGE_COMMANDS:  # a process of its own (python -m study ...)
+        from study import lifetime
+
+        lifetime.die_with_parent(ppid)
     return args.func(args)
 
 

@@ -133,7 +133,18 @@ def context_from_notebook(finding: str, namespace: dict[str, Any]) -> StageConte
     mod = importlib.import_module(STAGE_MODULES[finding])
     own = check_section(finding, {k: namespace[k] for k in mod.PARAMS if k in namespace}, mod.PARAMS)
     params = {k: namespace[k] for k in COMMON_KEYS}
-    return context(finding, {**params, **own})
+    ctx = context(finding, {**params, **own})
+    start_stage_log(ctx)
+    return ctx
+
+
+def start_stage_log(ctx: StageContext) -> None:
+    """Inside a kernel: progress and native libraries' log lines (file descriptor 2) go to the
+    stage's log, ``data/<device>/raw/log/<finding>.log``, not into the executed notebook."""
+    from study import stagelog
+
+    if stagelog.in_kernel():
+        stagelog.start(stagelog.log_path(ctx.device_spec, ctx.finding, ctx.data_root))
 
 
 def run_finding(ctx: StageContext, measure, analyse, plot) -> dict[str, Any]:

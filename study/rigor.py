@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -310,28 +311,40 @@ def child_spec(ctx, configs: list[dict[str, Any]], settings: HarnessSettings, lo
 
 
 def run_child(spec: dict, timeout: float = 1800) -> None:
-    """Measure ``spec['configs']`` in a fresh process (own memory layout, own warm-up)."""
+    """Measure ``spec['configs']`` in a fresh process (own memory layout, own warm-up) that
+    dies with this one (``study.lifetime``)."""
+    from study import lifetime
+
+    spec = {**spec, "parent": os.getpid()}
     r = subprocess.run([sys.executable, "-m", "study.rigor", json.dumps(spec)], capture_output=True, text=True,
-                       timeout=timeout, cwd=str(paths.ROOT))
+                       timeout=timeout, cwd=str(paths.ROOT), **lifetime.popen_kwargs())
     if r.returncode != 0:
         raise RuntimeError(f"child run {spec['run_id']} failed: {r.stderr.strip()[-800:]}")
 
 
 def _child_main(spec: dict) -> None:
+    """A child run: an independent measuring run (nothing resumed from an earlier, killed one:
+    its samples carry another run id); ends when its parent dies."""
+    from study import lifetime
+
+    lifetime.die_with_parent(spec.get("parent"))
     from study.common import context
 
     ctx = context("rigor", {"device": spec["device"], "profile": spec["profile"], "seed": spec["seed"],
                             "harness": spec["settings"], **spec["params"]})
     configs = [ctx.latency_config(c["model"], c["engine"], c["processor"], c["core_group"]) for c in spec["configs"]]
     Harness(HarnessSettings(**spec["settings"]), RawLog(Path(spec["log"])), ctx.device, env=ctx.env,
-            run_id=spec["run_id"], progress=False).run(configs)
+            run_id=spec["run_id"], progress=False).run(configs, resume=False)
 
 
 def runs_frame(log: RawLog, run_ids: list[str]) -> pd.DataFrame:
-    """Samples of the given child runs in a log (its whole history), with run id and block."""
+    """Samples of the given child runs in a log (its whole history), with run id and block;
+    samples of a block without its block record (cut by a kill) are left out."""
     rows = []
-    for r in log.records("sample", current=False):
-        if r.get("run_id") not in run_ids:
+    recs = [r for r in log.records(current=False) if r.get("run_id") in run_ids]
+    complete = {(r.get("config"), r.get("block"), r.get("run_id")) for r in recs if r.get("type") == "block"}
+    for r in recs:
+        if r.get("type") != "sample" or (r.get("config"), r.get("block"), r.get("run_id")) not in complete:
             continue
         rows.append({**json.loads(r["config"]), "run_id": r["run_id"], "block": r["block"],
                      "latency_ms": r["latency_ms"], "settings_hash": r["settings_hash"]})

@@ -128,8 +128,11 @@ def captured_native_stderr() -> Iterator[list[str]]:
 
     LiteRT logs every accelerator it loads at INFO level from C++; inside a
     notebook that floods the outputs. The lines are kept: they carry the reason a
-    GPU accelerator failed to start.
+    GPU accelerator failed to start; during a stage they are also appended to the
+    stage's log (``study.stagelog``).
     """
+    from study import stagelog
+
     lines: list[str] = []
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         saved = os.dup(2)
@@ -141,3 +144,4 @@ def captured_native_stderr() -> Iterator[list[str]]:
             os.close(saved)
             tmp.seek(0)
             lines.extend(tmp.read().decode(errors="replace").splitlines())
+            stagelog.write_lines(lines, "native")

@@ -69,6 +69,7 @@ do not apply. Without a package, C6 is not measurable (reason).
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, replace
@@ -355,15 +356,17 @@ def measure_contention(ctx, avail: pd.DataFrame, cache: SessionCache) -> pd.Data
                 pool.pause(standby[kind])
             except CompetitorError as e:
                 standby_error[kind] = str(e)
+        finished = visit_records(log)
         for visit, rnd, cond in visits:
             configs = [cfg_for(m, s, visit, rnd, cond) for m, s in suts_ok]
             settings = visit_settings(ctx.settings, p["samples_per_visit"], p["visit_max_seconds"],
                                       ctx.seed + visit, p["visit_warmup"])
-            done = ctx.samples(log, configs, settings)
-            if len(done) and set(done.config) == {c.key for c in configs} and \
-                    (done.stop_reason != "incomplete").all():
-                frames.append(_with_visit_info(done, log, visit))
-                continue  # resumed: measured before a kill
+            rec = _matching_visit(finished, visit, cond, settings.hash(ctx.env))
+            if rec is not None:  # resumed: measured and recorded before a kill
+                frames += _visit_frames(ctx.samples(log, configs, settings, run_ids=[rec["run_id"]]),
+                                        ctx.failures(log, configs, settings, run_ids=[rec["run_id"]]), rec)
+                continue
+            # a visit without its record (killed before it) is measured again, its samples ignored
             active: list[int] = []
             cores = cores_of(cond) if cond.n else None
             if cond.n:
@@ -376,35 +379,62 @@ def measure_contention(ctx, avail: pd.DataFrame, cache: SessionCache) -> pd.Data
                     frames.append(failed_rows(configs, f"competitors not running: {why}"))
                     continue
             t_start = time.time()
+            harness = ctx.harness(log, settings, progress=False)
             try:
                 if active:
                     pool.resume(active, cores)
                     time.sleep(p["ramp_s"])
                 cpu0, t0 = pool.cpu_seconds(), time.monotonic()
-                ctx.harness(log, settings, progress=False).run(configs)
+                harness.run(configs, resume=False)
                 cpu1, t1 = pool.cpu_seconds(), time.monotonic()
                 alive = sum(pool.running().values())
             finally:
                 pool.pause(active)
                 set_affinity(groups["all"])
-            log.append(_visit_record(visit, rnd, cond, cores, active, t_start, t1 - t0, cpu1 - cpu0, alive))
+            rec = _visit_record(visit, rnd, cond, cores, active, t_start, t1 - t0, cpu1 - cpu0, alive,
+                                harness.run_id, settings.hash(ctx.env))
+            log.append(rec)
             if ctx.settings.cooldown_s > 0:
                 time.sleep(ctx.settings.cooldown_s)
-            frames.append(_with_visit_info(ctx.samples(log, configs, settings), log, visit))
-            failed = ctx.failures(log, configs, settings)
-            if len(failed):
-                frames.append(failed.assign(measurement="failed"))
+            frames += _visit_frames(ctx.samples(log, configs, settings, run_ids=[rec["run_id"]]),
+                                    ctx.failures(log, configs, settings, run_ids=[rec["run_id"]]), rec)
     return _latency_frame(frames, inf_group, cross_group)
 
 
 def _visit_record(visit: int, rnd: int, cond, cores, pids, t_start: float, measure_s: float,
-                  competitor_cpu_s: float, alive: int) -> dict:
-    """The raw log's record of one visit: its condition, where it ran, and whether the competitors
-    were still running at its end (competitor CPU seconds: NaN where not readable, on a phone)."""
+                  competitor_cpu_s: float, alive: int, run_id: str, settings_hash: str) -> dict:
+    """The raw log's record of one visit, written after all of its samples: its condition, where
+    it ran, whether the competitors were still running at its end (competitor CPU seconds: NaN
+    where not readable, on a phone), and the measuring run (``run_id``) whose samples it owns.
+    A visit is done only once this record is in the log."""
     return {"type": "visit", "visit": visit, "round": rnd, "kind": cond.kind, "n": cond.n,
             "competitor_cores": cond.competitor_cores, "cores": cores, "pids": pids, "t_start": t_start,
             "t_end": time.time(), "measure_s": measure_s, "competitor_cpu_s": competitor_cpu_s,
-            "competitors_alive_at_end": alive}
+            "competitors_alive_at_end": alive, "run_id": run_id, "settings_hash": settings_hash}
+
+
+def visit_records(log) -> dict[int, dict]:
+    """The last complete record of every visit in the log's current session."""
+    return {int(r["visit"]): r for r in log.records("visit") if r.get("run_id")}
+
+
+def _matching_visit(finished: dict[int, dict], visit: int, cond, settings_hash: str) -> dict | None:
+    """The visit's record if it was measured under this condition and settings."""
+    r = finished.get(visit)
+    if r is None or r.get("settings_hash") != settings_hash or (r.get("kind"), r.get("n"),
+                                                                r.get("competitor_cores")) != \
+            (cond.kind, cond.n, cond.competitor_cores):
+        return None
+    return r
+
+
+def _visit_frames(samples: pd.DataFrame, failed: pd.DataFrame, rec: dict) -> list[pd.DataFrame]:
+    """A done visit's rows: its run's samples with the visit record's competitor figures, and its
+    failed configurations."""
+    out = [_with_visit_info(samples, rec)]
+    if len(failed):
+        out.append(failed.assign(measurement="failed"))
+    return out
 
 
 def _latency_frame(frames: list[pd.DataFrame], inf_group: str, cross_group: str | None) -> pd.DataFrame:
@@ -419,11 +449,10 @@ def _latency_frame(frames: list[pd.DataFrame], inf_group: str, cross_group: str 
     return out
 
 
-def _with_visit_info(df: pd.DataFrame, log, visit: int) -> pd.DataFrame:
+def _with_visit_info(df: pd.DataFrame, r: dict) -> pd.DataFrame:
+    """The visit record's competitor CPU time, utilisation and survivors on every sample row."""
     if not len(df):
         return df
-    recs = [r for r in log.records("visit") if r.get("visit") == visit]
-    r = recs[-1] if recs else {}
     df = df.copy()
     n = max(int(r.get("n", 0) or 0), 1)
     df["competitor_cpu_s"] = r.get("competitor_cpu_s", np.nan)
@@ -459,7 +488,10 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
         rng.shuffle(block)
         base = len(runs)
         runs.extend((base + i, rnd, *b) for i, b in enumerate(block))
-    finished = {r.get("run_key") for r in app_log.records("app_done")}
+    # a run is done once its corun_done record (after the app exited and every inference beside it
+    # was logged) is in the log; a run cut by a kill is run again as a new attempt, its records ignored
+    finished = corun_finished(log, "corun_done")
+    stamp = f"{time.time_ns():x}-{os.getpid()}"
     original = current_affinity()
     w, h = p["canvas"]
     failures = []
@@ -472,6 +504,7 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
         tag["run_key"] = json.dumps(tag, sort_keys=True)
         if tag["run_key"] in finished:
             continue
+        tag["attempt"] = f"{stamp}-{run}"
         sess = None
         if inf:
             c = ctx.latency_config(model, eng, proc_name, p["corun_core_group"])
@@ -491,8 +524,8 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
                 err.seek(0)
                 failures.append({**tag, "reason": f"app: {problems[app.pid]}: {err.read().decode(errors='replace')[-300:]}"})
                 continue
+            i = 0
             if sess is not None:
-                i = 0
                 while app.poll() is None:
                     t0 = time.perf_counter_ns()
                     sess.run()
@@ -504,13 +537,16 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
                 err.seek(0)
                 failures.append({**tag, "reason": f"app exited {app.returncode}: "
                                                   f"{err.read().decode(errors='replace')[-300:]}"})
+            else:
+                log.append({"type": "corun_done", "run_key": tag["run_key"], "attempt": tag["attempt"],
+                            "samples": i, "t_wall": time.time()})
         finally:
             if app.poll() is None:
                 app.kill()
                 app.wait()
             err.close()
             set_affinity(original)
-    return _corun_tables(app_log, log, failures, ("frame",))
+    return _corun_tables(app_log, log, failures, ("frame",), corun_finished(log, "corun_done"))
 
 
 # =========================================================================== the phone path
@@ -573,6 +609,7 @@ def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, l
         return groups[inf_group if cond.competitor_cores == "same" else cross_group]
 
     frames = []
+    finished = visit_records(log)
     for visit, rnd, cond in visits:
         configs = [cfg_for(m, s, visit, rnd, cond) for m, s in suts_ok]
         if not configs:
@@ -580,10 +617,13 @@ def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, l
         settings = replace(visit_settings(ctx.settings, p["samples_per_visit"], p["visit_max_seconds"],
                                           ctx.seed + visit, p["visit_warmup"]),
                            block_size=max(1, min(ctx.settings.block_size, p["samples_per_visit"])))
-        done = tb_samples(log, configs, settings, ctx.env)
-        if len(done) and set(done.config) == {c.key for c in configs} and (done.stop_reason != "incomplete").all():
-            frames.append(_with_visit_info(done, log, visit))
-            continue  # resumed: measured before a kill
+        rec = _matching_visit(finished, visit, cond, settings.hash(ctx.env))
+        if rec is not None:  # resumed: measured and recorded before a kill
+            done = tb_samples(log, configs, settings, ctx.env, run_ids=[rec["run_id"]])
+            frames += _visit_frames(done, phone.failures(done, configs), rec)
+            continue
+        # a visit without its record (killed before it) is measured again, its calls ignored
+        run_id = f"visit{visit}-{time.time_ns():x}-{os.getpid()}"
         pids: list[int] = []
         cores = cores_of(cond) if cond.n else None
         t_start = time.time()
@@ -599,35 +639,50 @@ def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, l
                     continue
                 time.sleep(p["ramp_s"])
             t0 = time.monotonic()
-            df = phone.measure(ctx, configs, log, settings)
+            df = phone.measure(ctx, configs, log, settings, run_id=run_id, resume=False)
             t1 = time.monotonic()
             alive = sum(pool.running().values()) if pids else 0
         finally:
             if pids:
                 pool.stop(pids)
-        log.append(_visit_record(visit, rnd, cond, cores, pids, t_start, t1 - t0, float("nan"), alive))
+        rec = _visit_record(visit, rnd, cond, cores, pids, t_start, t1 - t0, float("nan"), alive, run_id,
+                            settings.hash(ctx.env))
+        log.append(rec)
         if ctx.settings.cooldown_s > 0:
             time.sleep(ctx.settings.cooldown_s)
-        frames.append(_with_visit_info(df, log, visit))
-        failed = phone.failures(df, configs)
-        if len(failed):
-            frames.append(failed.assign(measurement="failed"))
+        frames += _visit_frames(df, phone.failures(df, configs), rec)
     return _latency_frame(frames, inf_group, cross_group)
 
 
-def _corun_tables(app_log, log, failures: list[dict], app_types: tuple[str, ...]
+def corun_finished(log, done_type: str) -> dict[str, str]:
+    """run_key -> the attempt that finished it, from the log's done records of co-running runs."""
+    return {r["run_key"]: r["attempt"] for r in log.records(done_type) if r.get("run_key") and r.get("attempt")}
+
+
+def _done_attempts(df: pd.DataFrame, done: dict[str, str]) -> pd.DataFrame:
+    """The rows of finished attempts only (an attempt cut by a kill leaves rows that do not count)."""
+    if not len(df):
+        return df
+    if "attempt" not in df or "run_key" not in df:
+        return df.iloc[0:0]
+    keep = [done.get(k) == a for k, a in zip(df["run_key"], df["attempt"])]
+    return df[keep].reset_index(drop=True)
+
+
+def _corun_tables(app_log, log, failures: list[dict], app_types: tuple[str, ...], done: dict[str, str]
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the app's records of ``app_types`` and the failed runs, the inferences beside the app)
-    from the raw logs, each labelled with its measurement."""
+    from the raw logs, each labelled with its measurement; records of the finished attempts
+    (``done``: run_key -> attempt) only."""
     label = {"frame": "frame", "gfxinfo": "corun_gfxinfo"}
-    parts = [pd.DataFrame(app_log.records(t)) for t in app_types]
+    parts = [_done_attempts(pd.DataFrame(app_log.records(t)), done) for t in app_types]
     for t, part in zip(app_types, parts):
         if len(part):
             part.insert(0, "measurement", label[t])
     parts.append(pd.DataFrame([{**f, "measurement": "corun_failed"} for f in failures]))
     parts = [x for x in parts if len(x)]
     frames = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    samples = pd.DataFrame(log.records("corun_sample"))
+    samples = _done_attempts(pd.DataFrame(log.records("corun_sample")), done)
     if len(samples):
         samples.insert(0, "measurement", "corun_inference")
     return frames, samples
@@ -663,7 +718,10 @@ def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
         rng.shuffle(block)
         base = len(runs)
         runs.extend((base + i, rnd, b) for i, b in enumerate(block))
-    finished = {r.get("run_key") for r in app_log.records("app_done")}
+    # a run is done once its app_done record (after its frames, counters and inference) is in the
+    # app log; a run cut by a kill is run again as a new attempt, its records ignored
+    finished = corun_finished(app_log, "app_done")
+    stamp = f"{time.time_ns():x}-{os.getpid()}"
     failures = []
     for run, rnd, inf in runs:
         model, sut = inf if inf else ("", "")
@@ -674,6 +732,7 @@ def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
         tag["run_key"] = json.dumps(tag, sort_keys=True)
         if tag["run_key"] in finished:
             continue
+        tag["attempt"] = f"{stamp}-{run}"
         during = None
         if inf:
             cfg = phone.config(ctx, model, proc_name, p["corun_core_group"])
@@ -695,8 +754,8 @@ def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
             log.append({"type": "corun_sample", **tag, "fps": fps, "sample": 0, "latency_ms": res["latency_ms"],
                         "n": res["n"], "init_ms": res["init_ms"], "aggregate": True, "method": res["method"],
                         "t_wall": time.time()})
-        app_log.append({"type": "app_done", "run_key": tag["run_key"], "frames": len(fr)})
-    return _corun_tables(app_log, log, failures, ("frame", "gfxinfo"))
+        app_log.append({"type": "app_done", "run_key": tag["run_key"], "attempt": tag["attempt"], "frames": len(fr)})
+    return _corun_tables(app_log, log, failures, ("frame", "gfxinfo"), corun_finished(app_log, "app_done"))
 
 
 def measure_phone(ctx) -> pd.DataFrame:

@@ -121,13 +121,14 @@ def config(ctx, model: str, processor: str, core_group: str = "all", **columns: 
     return bench_config(ctx, model, processor, core_group, **columns)
 
 
-def measure(ctx, configs: list, log, settings=None, run_id: str | None = None) -> pd.DataFrame:
-    """Interleaved, resumable benchmark blocks (``tflite_benchmark.measure``): one row per call."""
+def measure(ctx, configs: list, log, settings=None, run_id: str | None = None, resume: bool = True) -> pd.DataFrame:
+    """Interleaved, resumable benchmark blocks (``tflite_benchmark.measure``): one row per call.
+    ``resume=False``: an independent run (its own rows only)."""
     from study.engines.tflite_benchmark import measure as tb_measure
 
     if not configs:
         return pd.DataFrame()
-    return tb_measure(ctx.device, configs, log, settings or ctx.settings, ctx.env, run_id=run_id)
+    return tb_measure(ctx.device, configs, log, settings or ctx.settings, ctx.env, run_id=run_id, resume=resume)
 
 
 def failures(df: pd.DataFrame, configs: list) -> pd.DataFrame:

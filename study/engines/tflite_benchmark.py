@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import random
 import re
 import time
@@ -693,7 +694,7 @@ def stop_reason(blocks: list[dict[str, Any]], s) -> str | None:
 
 
 def measure(device, configs: list[BenchConfig], log, settings, env: dict[str, Any] | None = None,
-            on_error: str = "record", run_id: str | None = None) -> pd.DataFrame:
+            on_error: str = "record", run_id: str | None = None, resume: bool = True) -> pd.DataFrame:
     """Measure ``configs`` on the phone in randomized, interleaved blocks: per visit ONE
     ``benchmark_model`` call with ``warmup`` warm-up runs and ``block_size`` timed runs,
     sensors read before and after, the parsed result appended to ``log`` (a
@@ -701,7 +702,8 @@ def measure(device, configs: list[BenchConfig], log, settings, env: dict[str, An
     ``max_seconds`` of timed runs, or when the normal-approximation CI of the mean
     (pooled from the blocks' aggregates) is narrower than ``rel_ci_halfwidth``; a rerun
     resumes from the log. A disconnect (``DeviceError``) is raised after everything taken
-    so far is in the log; other failures mark the configuration failed (``on_error='record'``)."""
+    so far is in the log; other failures mark the configuration failed (``on_error='record'``).
+    ``resume=False``: an independent run that ignores the log and returns only its own rows."""
     from study.devices import DeviceError
 
     h = settings.hash(env)
@@ -711,7 +713,7 @@ def measure(device, configs: list[BenchConfig], log, settings, env: dict[str, An
     by_key = {c.key: c for c in configs}
     blocks: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     done: dict[str, str | None] = {k: None for k in keys}
-    for rec in log.records():
+    for rec in log.records() if resume else []:
         if rec.get("settings_hash") != h or rec.get("config") not in by_key:
             continue
         if rec["type"] == "benchmark":
@@ -721,7 +723,7 @@ def measure(device, configs: list[BenchConfig], log, settings, env: dict[str, An
     for k in keys:
         if done[k] is None and blocks[k]:
             done[k] = stop_reason(blocks[k], settings)
-    run_id = run_id or f"{int(time.time() * 1000):x}-adb"
+    run_id = run_id or f"{int(time.time() * 1000):x}-{os.getpid()}-adb"
     log.append({"type": "meta", "run_id": run_id, "settings_hash": h, "settings": dataclasses.asdict(settings),
                 "env": env or {}, "n_configs": len(configs), "t_wall": time.time(), "engine": ENGINE_NAME})
     rng = random.Random(settings.seed)
@@ -774,7 +776,7 @@ def measure(device, configs: list[BenchConfig], log, settings, env: dict[str, An
             if settings.cooldown_s > 0:
                 time.sleep(settings.cooldown_s)
         rnd += 1
-    return samples(log, configs, settings, env)
+    return samples(log, configs, settings, env, run_ids=None if resume else [run_id])
 
 
 def _sensors(device) -> dict[str, Any] | None:
@@ -788,13 +790,16 @@ def _sensors(device) -> dict[str, Any] | None:
         return {"status": "unavailable", "why": f"sensor read failed: {e}"}
 
 
-def samples(log, configs: list[BenchConfig], settings, env: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Tidy rows from the log: one per benchmark call (aggregate of ``n`` runs)."""
+def samples(log, configs: list[BenchConfig], settings, env: dict[str, Any] | None = None,
+            run_ids=None) -> pd.DataFrame:
+    """Tidy rows from the log: one per benchmark call (aggregate of ``n`` runs), each call one
+    atomic record. ``run_ids``: only the calls of these measuring runs."""
     from study.measure import sensor_summary
 
     h = settings.hash(env)
     by_key = {c.key: c for c in configs}
-    recs = log.records()
+    wanted = None if run_ids is None else set(run_ids)
+    recs = [r for r in log.records() if wanted is None or r.get("run_id") in wanted]
     done = {r["config"]: r["reason"] for r in recs if r.get("type") == "done" and r.get("settings_hash") == h}
     rows = []
     runs_before: dict[str, int] = {}

@@ -33,6 +33,10 @@ ORDER = ("rigor", "operator_support", "mulayer_overhead", "contention", "profili
 MAX_TABLE_BYTES = 2_000_000   # larger tables are raw traces: kept out of git
 
 
+class DeviceMismatch(SystemExit):
+    pass
+
+
 def load_report(out: Path) -> dict:
     f = out / "reference_run.json"
     return json.loads(f.read_text()) if f.exists() else {}
@@ -81,6 +85,8 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
     report = {"profile": profile, "overrides": {**previous.get("overrides", {}), **(overrides or {})},
               "study_commit": git_commit(), "windows": previous.get("windows", 0) + 1,
               "stages": previous.get("stages", {})}
+    if previous.get("device_slug"):
+        report["device_slug"] = previous["device_slug"]
     for stage in stages or ORDER:
         done = report["stages"].get(stage, {})
         if done.get("ok") and not force:
@@ -98,10 +104,24 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
             ctx = context(stage, resolved)
             ctx.data_root = out / "data"
             ctx.figures_root = out / "figures"
+            slug = ctx.fingerprint["device_slug"]
+            if report.setdefault("device_slug", slug) != slug:
+                # windows on another machine never add up into one device's run
+                raise DeviceMismatch(f"{out} holds a run measured on {report['device_slug']}, this machine is "
+                                     f"{slug}: use another --out")
             print(f"== {stage} ({profile})", flush=True)
             mod.run(ctx)
             report["stages"][stage].update(ok=True, state="complete", seconds=round(time.time() - t0, 1),
                                            device_slug=ctx.fingerprint["device_slug"])
+        except DeviceMismatch:
+            if done:
+                report["stages"][stage] = done
+            else:
+                del report["stages"][stage]
+            report["windows"] -= 1
+            report["device_slug"] = previous["device_slug"]
+            (out / "reference_run.json").write_text(json.dumps(report, indent=2))
+            raise
         except ModuleNotFoundError as e:
             report["stages"][stage].update(state="failed", error=f"not built: {e}")
         except (ParamError, Exception) as e:  # report and go on

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from study import paths
@@ -32,18 +33,25 @@ def _err(msg: str) -> int:
 
 
 def cmd_validate(args) -> int:
-    from study.config import ParamError, validate_all, write_validated
+    from study.config import ParamError, load_params, validate_all, write_validated
 
     try:
-        resolved = validate_all()
+        resolved = validate_all(load_params(Path(args.params)) if args.params else None)
         if args.check_device:
             from study.devices import get_device
 
             get_device(resolved[next(iter(resolved))]["device"]).processors()
     except (ParamError, ValueError) as e:
         return _err(str(e))
+    except Exception as e:  # noqa: BLE001 - a check that broke: still one line, not a traceback
+        print(f"error: validate could not finish: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(f"parameters valid for {len(resolved)} stages (nothing written)")
+        return 0
     write_validated(resolved, paths.VALIDATED)
-    print(f"parameters valid for {len(resolved)} stages -> {paths.VALIDATED.relative_to(paths.ROOT)}/")
+    print(f"parameters valid for {len(resolved)} stages -> {paths.VALIDATED}/")
     return 0
 
 
@@ -108,6 +116,14 @@ def run_stage(stage: str, params: dict[str, Any] | None = None, *, log_output: b
 
 
 def cmd_run(args) -> int:
+    if args.stage == "models":       # the one stage without a notebook
+        return cmd_models(args)
+    if args.stage == "validate":
+        args.check_device = args.dry_run = False
+        args.params = None
+        return cmd_validate(args)
+    if args.stage not in paths.NOTEBOOK_OF_STAGE:
+        return _err(f"unknown stage {args.stage!r}; stages: validate, models, {', '.join(paths.NOTEBOOK_OF_STAGE)}")
     return run_stage(args.stage)
 
 
@@ -154,11 +170,40 @@ def cmd_methods(args) -> int:
     if args.json:
         print(df.to_json(orient="records", indent=2))
     else:
-        import pandas as pd
-
-        with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-            print(df.to_string(index=False))
+        if "device" in df.columns and df["device"].nunique() == 1:
+            print(f"device {df['device'].iloc[0]}")
+            df = df.drop(columns="device")
+        print(text_table(df))
     return 0
+
+
+WIDTH = 100   # terminal tables fit this many columns
+
+
+def text_table(df, width: int = WIDTH, gap: int = 2) -> str:
+    """``df`` as a plain-text table no wider than ``width``: the last column takes the room the
+    others leave (each capped at a third of the width) and every cell is wrapped to its column."""
+    import textwrap
+
+    cols = [str(c) for c in df.columns]
+    rows = [[("" if v is None else str(v)) for v in r] for r in df.itertuples(index=False)]
+    cap = max(8, width // 3)
+    widths = [min(cap, max([len(c)] + [len(r[i]) for r in rows])) for i, c in enumerate(cols)]
+    widths[-1] = max(10, width - sum(widths[:-1]) - gap * (len(cols) - 1))
+    lines = []
+
+    def emit(cells):
+        wrapped = [textwrap.wrap(c, w, break_long_words=True, break_on_hyphens=False) or [""]
+                   for c, w in zip(cells, widths)]
+        for k in range(max(len(w) for w in wrapped)):
+            parts = [(w[k] if k < len(w) else "").ljust(widths[i]) for i, w in enumerate(wrapped)]
+            lines.append((" " * gap).join(parts).rstrip())
+
+    emit(cols)
+    lines.append((" " * gap).join("-" * w for w in widths))
+    for r in rows:
+        emit(r)
+    return "\n".join(lines)
 
 
 def cmd_adb(args) -> int:
@@ -205,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("validate", help="check params.yaml, write data/params/")
     v.add_argument("--check-device", action="store_true", help="also reach the device")
+    v.add_argument("--dry-run", action="store_true", help="check only; write nothing")
+    v.add_argument("--params", help="check this file instead of params.yaml (with --dry-run: a what-if)")
     v.set_defaults(func=cmd_validate)
     sub.add_parser("models", help="the models stage").set_defaults(func=cmd_models)
     r = sub.add_parser("run", help="run one stage's notebook")

@@ -1,39 +1,42 @@
-"""Parameters: read ``params.yaml``, resolve one stage's section, validate it.
+"""Parameters: read ``params.yaml``, check it against the schema, resolve one stage's section.
 
-Layout of ``params.yaml``::
+The schema (every key, its type and its range or choices) is ``study.schema``; this module
+is the loader. Layout of ``params.yaml``::
 
     device: local            # or adb:SERIAL
     profile: quick           # quick | full | reference (bounded-time run for reference datasets)
     seed: 20240503
-    harness: {quick: {...}, full: {...}}   # study.measure.HarnessSettings per profile
+    harness: {quick: {...}, full: {...}, reference: {...}}   # study.measure.HarnessSettings per profile
     models: {...}            # the models stage
+    adb: {...}               # phones
     <stage>:                 # one section per finding stage
       key: value             # used by every profile
       quick: {key: value}    # overrides for the quick profile
       full:  {key: value}    # overrides for the full profile
 
 A stage's parameters are its section (profile overrides applied) plus ``device``,
-``profile``, ``seed`` and ``harness`` (the settings of the chosen profile). Each
-finding module declares its schema as ``PARAMS: dict[str, Field]``; a key the
-schema does not know, a value of the wrong type or out of range is an error, raised
-before anything is measured or written.
+``profile``, ``seed`` and ``harness`` (the settings of the chosen profile). Every leaf of
+the whole file is checked (every profile's overrides too), then what needs the machine:
+model names against what the models stage produces, core groups against the device's,
+user model files opened and parsed, host paths. A key the schema does not know, a value
+of the wrong type, out of range, not finite or naming nothing that exists is a
+``ParamError`` naming the key, raised before anything is measured or written.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
-from dataclasses import dataclass
+import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import yaml
 
-from study import paths
+from study import paths, schema
+from study.schema import COMMON_KEYS, PROCESSORS, PROFILES, Field, ParamError, check_section  # noqa: F401 (re-exported)
 
-PROFILES = ("quick", "full", "reference")
-PROCESSORS = ("cpu", "gpu", "npu")
-COMMON_KEYS = ("device", "profile", "seed", "harness")
-# stage -> module that declares PARAMS (and optionally check_params(resolved) for cross-field checks)
+# stage -> module that declares check_params(resolved, params) for cross-field checks
 STAGE_MODULES = {
     "models": "study.models.export",
     "rigor": "study.rigor",
@@ -47,124 +50,133 @@ STAGE_MODULES = {
 }
 
 
-class ParamError(ValueError):
-    """A parameter that is unknown, missing, of the wrong type or out of range."""
+# ---------------------------------------------------------------------------- reading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
 
 
-_MISSING = object()
+def _unique_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ParamError(f"{key}: given twice (line {key_node.start_mark.line + 1} of params.yaml)")
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
 
 
-@dataclass(frozen=True)
-class Field:
-    type: type | tuple[type, ...]
-    default: Any = _MISSING
-    choices: Sequence[Any] | None = None      # allowed values (for lists: allowed items)
-    min: float | None = None
-    max: float | None = None
-    help: str = ""
-    check: Callable[[Any], str | None] | None = None  # returns an error text or None
-
-    def validate(self, name: str, value: Any) -> Any:
-        types = self.type if isinstance(self.type, tuple) else (self.type,)
-        if float in types and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) and bool not in types:
-            raise ParamError(f"{name}: expected {_tname(types)}, got a boolean {value!r}")
-        if not isinstance(value, types):
-            raise ParamError(f"{name}: expected {_tname(types)}, got {type(value).__name__} {value!r}")
-        items = value if isinstance(value, list) else [value]
-        if self.choices is not None:
-            bad = [v for v in items if v not in self.choices]
-            if bad:
-                raise ParamError(f"{name}: {bad!r} not allowed; choose from {list(self.choices)}")
-        for v in items:
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                if self.min is not None and v < self.min:
-                    raise ParamError(f"{name}: {v!r} is below the minimum {self.min}")
-                if self.max is not None and v > self.max:
-                    raise ParamError(f"{name}: {v!r} is above the maximum {self.max}")
-        if self.check is not None:
-            err = self.check(value)
-            if err:
-                raise ParamError(f"{name}: {err}")
-        return value
-
-
-def _tname(types) -> str:
-    return " or ".join(t.__name__ for t in types)
-
-
-def check_section(where: str, section: dict[str, Any], schema: dict[str, Field]) -> dict[str, Any]:
-    """Values of ``section`` checked against ``schema``, defaults filled in."""
-    if not isinstance(section, dict):
-        raise ParamError(f"{where}: expected a mapping, got {type(section).__name__}")
-    unknown = sorted(set(section) - set(schema))
-    if unknown:
-        raise ParamError(f"{where}: unknown key(s) {unknown}; known: {sorted(schema)}")
-    out = {}
-    for name, field in schema.items():
-        if name in section:
-            out[name] = field.validate(f"{where}.{name}", section[name])
-        elif field.default is _MISSING:
-            raise ParamError(f"{where}: missing key {name!r}")
-        else:
-            out[name] = field.default
-    return out
-
-
-def positive_ints(v) -> str | None:
-    return None if all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v) else "non-negative integers expected"
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def load_params(path: Path = paths.PARAMS) -> dict[str, Any]:
     if not path.exists():
         raise ParamError(f"no parameters file at {path}")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            data = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ParamError(f"{path.name}: not valid YAML{line}: {problem}") from None
     if not isinstance(data, dict):
-        raise ParamError(f"{path}: expected a mapping at the top level")
+        raise ParamError(f"{path.name}: expected a mapping at the top level")
     return data
 
 
-def validate_common(params: dict[str, Any]) -> dict[str, Any]:
-    from study.devices import DeviceError, parse_spec
+# ---------------------------------------------------------------------------- what exists here
+@functools.lru_cache(maxsize=8)
+def device_core_groups(device: str) -> tuple[str, ...] | None:
+    """Core groups of ``device`` where they are known without reaching it (this host);
+    None for a phone (its groups are checked when the stage reaches it)."""
+    if device != "local":
+        return None
+    from study.devices.local import allowed_cpus, cpufreq_limits, split_core_groups
+
+    cpus = allowed_cpus()
+    return tuple(split_core_groups(cpus, cpufreq_limits(cpus)))
+
+
+def _check_core_group(name: str, group: str, device: str) -> None:
+    groups = device_core_groups(device)
+    if groups is not None and group not in groups:
+        raise ParamError(f"{name}: core group {group!r} does not exist on {device}; it has {', '.join(groups)}")
+
+
+def _check_names(where: str, section: dict[str, Any], fields: dict[str, Field], params: dict[str, Any],
+                 profile: str) -> None:
+    """Strings that name something: checked against what exists on this machine."""
+    device = params["device"]
+    raw = params.get(where) if isinstance(params.get(where), dict) else {}
+    override = raw.get(profile) if isinstance(raw.get(profile), dict) else {}
+    for key, field in fields.items():
+        if field.names is None or key not in section:
+            continue
+        value = section[key]
+        items = value if isinstance(value, list) else [value]
+        name = f"{where}.{profile}.{key}" if key in override else f"{where}.{key}"
+        if field.names == "core_group":
+            for g in items:
+                if g != "auto":
+                    _check_core_group(name, g, device)
+        elif field.names == "candidate":
+            for c in items:
+                _check_core_group(name, c.rsplit("/", 1)[1], device)
+        elif field.names == "model":
+            known = configured_models({**params, "profile": profile})
+            bad = [m for m in items if m not in known]
+            if bad:
+                raise ParamError(f"{name}: {', '.join(map(repr, bad))} not produced by the models stage; "
+                                 f"known: {', '.join(known)}")
+        elif field.names == "file":
+            for p in items:
+                if p and not (Path(p) if Path(p).is_absolute() else paths.ROOT / p).is_file():
+                    raise ParamError(f"{name}: {p!r}: no such file")
+        elif field.names == "folder":
+            for p in items:
+                if not (Path(p) if Path(p).is_absolute() else paths.ROOT / p).is_dir():
+                    raise ParamError(f"{name}: {p!r} is not a folder")
+        elif field.names == "user_model":
+            from study.models.check import check_user_model
+
+            for p in items:
+                check_user_model(p, name)
+
+
+# ---------------------------------------------------------------------------- resolving
+def validate_common(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
+    """``device``, ``profile``, ``seed`` and the harness settings of the profile (the whole
+    file checked first)."""
     from study.measure import HarnessSettings
 
-    for k in COMMON_KEYS:
-        if k not in params:
-            raise ParamError(f"params.yaml: missing top-level key {k!r}")
+    tree = schema.check_tree(params)
+    profile = tree["profile"] if profile is None else profile
     try:
-        parse_spec(params["device"])
-        paths.device_dirname(params["device"])
-    except (DeviceError, ValueError) as e:
-        raise ParamError(f"device: {e}") from e
-    if "adb" in params or str(params["device"]).startswith("adb"):
+        paths.device_dirname(tree["device"])
+    except ValueError as e:
+        raise ParamError(f"device: {e}") from None
+    if "adb" in params or tree["device"].startswith("adb"):
         from study.devices import DeviceError
-        from study.devices.adb import check_adb_params  # the adb section; on a phone the binary's sha256 too
+        from study.devices.adb import check_adb_params  # on a phone the binary's sha256 too
 
         try:
             check_adb_params(params)
         except (ParamError, DeviceError) as e:
-            raise ParamError(str(e) if str(e).startswith("adb") else f"adb: {e}") from e
-    if params["profile"] not in PROFILES:
-        raise ParamError(f"profile: {params['profile']!r} unknown; choose from {list(PROFILES)}")
-    if not isinstance(params["seed"], int) or isinstance(params["seed"], bool):
-        raise ParamError(f"seed: expected an integer, got {params['seed']!r}")
-    harness = params["harness"]
-    if not isinstance(harness, dict) or params["profile"] not in harness:
-        raise ParamError(f"harness: needs a section for profile {params['profile']!r}")
+            raise ParamError(str(e) if str(e).startswith("adb") else f"adb: {e}") from None
+        _check_names("adb", tree["adb"], schema.ADB, params, profile)
+    harness = tree["harness"].get(profile, tree["harness"][tree["profile"]])
     try:
-        settings = HarnessSettings.from_params(dict(harness[params["profile"]]))
+        settings = HarnessSettings.from_params(dict(harness))
     except (TypeError, ValueError) as e:
-        raise ParamError(f"harness.{params['profile']}: {e}") from e
+        raise ParamError(f"harness.{profile}: {e}") from None
     import dataclasses
 
-    return {"device": params["device"], "profile": params["profile"], "seed": params["seed"],
+    return {"device": tree["device"], "profile": profile, "seed": tree["seed"],
             "harness": dataclasses.asdict(settings)}
 
 
 def stage_section(stage: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The stage's section with the chosen profile's overrides applied."""
+    """The stage's section with the chosen profile's overrides applied (unchecked)."""
     section = params.get(stage, {}) or {}
     if not isinstance(section, dict):
         raise ParamError(f"{stage}: expected a mapping")
@@ -175,30 +187,34 @@ def stage_section(stage: str, params: dict[str, Any]) -> dict[str, Any]:
     return {**base, **override}
 
 
-def resolve(stage: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the stage's notebook receives: common keys + its validated section."""
+def resolve(stage: str, params: dict[str, Any] | None = None, profile: str | None = None) -> dict[str, Any]:
+    """Everything the stage's notebook receives: common keys + its validated section (under
+    ``profile``, by default the chosen one)."""
     if stage not in STAGE_MODULES:
-        raise ParamError(f"unknown stage {stage!r}; known: {sorted(STAGE_MODULES)}")
+        raise ParamError(f"unknown stage {stage!r}; known: {', '.join(STAGE_MODULES)}")
     params = load_params() if params is None else params
-    common = validate_common(params)
-    mod = importlib.import_module(STAGE_MODULES[stage])
-    section = check_section(stage, stage_section(stage, params), mod.PARAMS)
-    for k in section:
-        if k in COMMON_KEYS:
-            raise ParamError(f"{stage}: key {k!r} clashes with a top-level key")
+    common = validate_common(params, profile)
+    profile = common["profile"]
+    tree = schema.check_tree(params)
+    section = schema.stage_section(stage, tree, profile)
+    _check_names(stage, section, schema.STAGES[stage], params, profile)
     resolved = {**common, **section}
-    checker = getattr(mod, "check_params", None)
+    checker = getattr(importlib.import_module(STAGE_MODULES[stage]), "check_params", None)
     if checker is not None:
-        checker(resolved, params)
+        checker(resolved, {**params, "profile": profile})
     return resolved
 
 
 def configured_models(params: dict[str, Any]) -> list[str]:
     """Names of every model the models stage produces under these parameters."""
-    from study.models.export import model_names
-
-    return model_names(check_section("models", stage_section("models", {**params, "profile": params.get("profile", "quick")}),
-                                     importlib.import_module(STAGE_MODULES["models"]).PARAMS))
+    raw = params.get("models") or {}
+    if not isinstance(raw, dict):
+        raise ParamError(f"models: expected a mapping of keys, got {type(raw).__name__}")
+    merged = {k: v for k, v in raw.items() if k not in PROFILES}
+    override = raw.get(params.get("profile", "quick")) or {}
+    merged.update(override if isinstance(override, dict) else {})
+    section = check_section("models", merged, schema.MODELS)
+    return list(section["zoo"]) + list(section["mediapipe"]) + [Path(p).stem for p in section["user"]]
 
 
 def check_models(stage: str, names: list[str], params: dict[str, Any]) -> None:
@@ -209,7 +225,18 @@ def check_models(stage: str, names: list[str], params: dict[str, Any]) -> None:
 
 
 def validate_all(params: dict[str, Any] | None = None, stages: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Every stage resolved under the chosen profile (returned) and under every other profile
+    (checked only: a bad ``full:`` override is refused while the quick profile runs)."""
     params = load_params() if params is None else params
+    tree = schema.check_tree(params)
+    chosen = tree["profile"]
+    # first what needs no stage module (fast: a bad file or name is refused in a second or two)
+    for profile in (chosen, *(p for p in PROFILES if p != chosen)):
+        for stage in stages or STAGE_MODULES:
+            try:
+                _check_names(stage, schema.stage_section(stage, tree, profile), schema.STAGES[stage], params, profile)
+            except ParamError as e:
+                raise (e if profile == chosen else ParamError(f"{e} (under the {profile} profile's overrides)")) from None
     out = {}
     for stage in stages or STAGE_MODULES:
         try:
@@ -219,6 +246,12 @@ def validate_all(params: dict[str, Any] | None = None, stages: Sequence[str] | N
                 continue  # a finding not built yet
             raise
         out[stage] = resolve(stage, params)
+        for other in PROFILES:
+            if other != chosen:
+                try:
+                    resolve(stage, params, other)
+                except ParamError as e:
+                    raise ParamError(f"{e} (under the {other} profile's overrides)") from None
     if stages is None:
         out["adb"] = adb_section(params)
     return out
@@ -235,9 +268,50 @@ def adb_section(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_validated(resolved: dict[str, dict[str, Any]], folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write every stage's ``<stage>.json`` into a new folder beside ``folder``, then swap it in:
+    ``folder`` holds either the last complete set or the new one, never a mix."""
+    new, old = scratch_pair(folder)
     for stage, values in resolved.items():
         values = dict(values)
         if stage in ("models", "adb"):  # device-independent or already reduced: no device-driven reruns
             values = {k: v for k, v in values.items() if k not in ("device", "profile", "harness", "seed")}
-        (folder / f"{stage}.json").write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(values, indent=2, sort_keys=True) + "\n"
+        with open(new / f"{stage}.json", "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    swap_in(new, folder, old)
+
+
+def scratch_pair(folder: Path) -> tuple[Path, Path]:
+    """A new empty folder beside ``folder`` to build in and a name to move the previous one to,
+    both private to this process; those a dead process left behind are removed."""
+    import shutil
+
+    for d in folder.parent.glob(f".{folder.name}.*-*"):
+        pid = d.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(d, ignore_errors=True)
+    new = folder.with_name(f".{folder.name}.new-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    for d in (new, old):
+        if d.exists():
+            shutil.rmtree(d)
+    new.mkdir(parents=True)
+    return new, old
+
+
+def swap_in(new: Path, folder: Path, old: Path) -> None:
+    """``new`` becomes ``folder`` (the previous ``folder`` removed): two renames on one file system."""
+    import shutil
+
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(new, folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+__all__ = ["COMMON_KEYS", "PROCESSORS", "PROFILES", "STAGE_MODULES", "Field", "ParamError", "adb_section", "check_models",
+           "check_section", "configured_models", "device_core_groups", "load_params", "resolve", "scratch_pair",
+           "stage_section", "swap_in", "validate_all", "validate_common", "write_validated"]

@@ -80,8 +80,9 @@ import pandas as pd
 
 from study import phone, stats
 from study.competitors import KINDS, CompetitorError, CompetitorPool, available_kinds, spawn_child, wait_ready
-from study.config import Field, ParamError, check_models
+from study.config import check_models
 from study.measure import Config, HarnessSettings, current_affinity, set_affinity
+from study.schema import STAGES, ParamError
 
 FINDING = "contention"
 APP_LOG = "contention_app"
@@ -95,61 +96,7 @@ PAPER_C6 = "over 90% frame drops (VGG-16 on GPU, MACE, beside video playback)"
 PAPER_DROP_PCT = 90.0
 
 
-def _ints_0_to_8(v) -> str | None:
-    if not v or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 8 for x in v):
-        return "a non-empty list of integers in [0, 8] expected"
-    if 0 not in v:
-        return "must include 0 (the baseline without competitors)"
-    if len(set(v)) != len(v):
-        return "duplicates"
-    return None
-
-
-def _positive_numbers(v) -> str | None:
-    if not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 1 <= x <= 240 for x in v):
-        return "a non-empty list of frame rates in [1, 240] expected"
-    return None
-
-
-def _nonempty(v) -> str | None:
-    return None if v and len(set(map(str, v))) == len(v) else "a non-empty list without duplicates expected"
-
-
-PARAMS = {
-    # contention
-    "models": Field(list, ["mobilenet_v2"], check=_nonempty, help="models measured under competitors"),
-    "suts": Field(list, ["cpu/litert", "gpu/litert", "gpu/torch"], choices=SUTS, check=_nonempty,
-                  help="systems under test, processor/engine (absent ones are reported with their reason)"),
-    "kinds": Field(list, list(KINDS), choices=KINDS, check=_nonempty, help="competitor kinds"),
-    "n_competitors": Field(list, [0, 1, 2, 3], check=_ints_0_to_8),
-    "core_placements": Field(list, ["same", "cross"], choices=PLACEMENTS, check=_nonempty,
-                             help="CPU-side competitors on the inference's core group (same) or the other (cross)"),
-    "inference_core_group": Field(str, "auto", help="core group of the measured configurations; auto: big, else g0"),
-    "rounds": Field(int, 3, min=1, max=50, help="visits of each condition"),
-    "samples_per_visit": Field(int, 8, min=1, max=1000, help="timed calls per configuration and visit"),
-    "visit_warmup": Field(int, 2, min=0, max=100,
-                          help="untimed calls per configuration at each visit (sessions stay warm across visits)"),
-    "visit_max_seconds": Field(float, 3.0, min=0.05, help="timed seconds per configuration and visit"),
-    "ramp_s": Field(float, 0.3, min=0.0, max=30.0, help="wait after the competitors report ready"),
-    "memory_mib": Field(int, 0, min=0, max=8192, help="memory competitor buffer (MiB); 0 = twice the LLC, 64..512"),
-    # co-running app
-    "corun_models": Field(list, ["mobilenet_v2"], check=_nonempty, help="models run beside the app"),
-    "corun_suts": Field(list, ["cpu/litert", "gpu/litert", "gpu/torch"], choices=SUTS, check=_nonempty),
-    "corun_core_group": Field(str, "all", help="core group of the inference beside the app (dedicated: all)"),
-    "app_core_group": Field(str, "all", help="core group the app may run on"),
-    "fps": Field(list, [30, 60], check=_positive_numbers, help="frame budgets of the app"),
-    "renders": Field(list, ["cpu", "gpu"], choices=RENDERS, check=_nonempty, help="where the app draws"),
-    "clip": Field(str, "bigbuckbunny", choices=CLIPS),
-    "canvas": Field(list, [1280, 720], min=16, max=8192, help="width, height of the app's canvas"),
-    "corun_seconds": Field(float, 3.0, min=0.5, max=600.0, help="recorded seconds per app run"),
-    "app_warmup_s": Field(float, 0.5, min=0.0, max=30.0),
-    "corun_rounds": Field(int, 2, min=1, max=50),
-    # claims
-    "claim_fps": Field((int, float), 30, help="frame budget of the C6 claim row"),
-    "c6_threshold_pp": Field(float, 5.0, min=0.0, max=100.0,
-                             help="C6: missed-share increase (percentage points) that counts as material"),
-    "n_boot": Field(int, 2000, min=200, max=100000),
-}
+PARAMS = STAGES["contention"]   # the schema of this stage's section (study.schema)
 
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:

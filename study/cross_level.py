@@ -88,7 +88,7 @@ import numpy as np
 import pandas as pd
 
 from study import stats
-from study.config import Field, ParamError
+from study.schema import STAGES, ParamError
 
 FINDING = "cross_level"
 RECORDS_LOG = "cross_level-records"   # raw log of builds, fidelity frames and placements
@@ -110,64 +110,7 @@ METRIC_LABEL = {"agreement": "output agreement (1 - rel. L2 error)", "det_iou": 
 BOOL_COLUMNS = ["available", "below_floors", "trained", "qualifies", "pareto", "primary"]
 
 
-def _unique_nonempty(v) -> str | None:
-    if not v:
-        return "at least one value expected"
-    return "duplicate values" if len(set(v)) != len(v) else None
-
-
-def _fractions(lo_open: bool):
-    def check(v) -> str | None:
-        if len(set(v)) != len(v):
-            return "duplicate values"
-        for x in v:
-            if not isinstance(x, (int, float)) or isinstance(x, bool) or not (0 < x < 1 if lo_open else 0 < x <= 1):
-                return "values in (0, 1) expected" if lo_open else "values in (0, 1] expected"
-        return None
-    return check
-
-
-PARAMS = {
-    "models": Field(list, ["mobilenet_v2", "face_detection_short_range", "selfie_segmentation"], choices=SUPPORTED,
-                    check=_unique_nonempty, help="zoo models (untrained: agreement) and trained MediaPipe models"),
-    "engines": Field(list, list(ENGINES), choices=list(ENGINES), check=_unique_nonempty),
-    "processors": Field(list, ["cpu", "gpu"], choices=["cpu", "gpu", "npu"], check=_unique_nonempty,
-                        help="npu: phones (NNAPI through benchmark_model)"),
-    "core_group": Field(str, "all", help="CPU core group of every configuration"),
-    "quant_variants": Field(list, list(QUANT), choices=list(QUANT), check=lambda v: None if len(set(v)) == len(v)
-                            else "duplicate values"),
-    "prune_strengths": Field(list, [0.5], check=_fractions(True),
-                             help="structured pruning: share of the (inner) channels removed"),
-    "lowrank_ratios": Field(list, [0.5], check=_fractions(False), help="low rank: rank / full rank"),
-    "prune_multiple": Field(int, 8, min=1, max=64, help="kept channels rounded to a multiple of this"),
-    "clips": Field(list, ["bikes", "carphone"], choices=["carphone", "bikes", "bigbuckbunny"], check=_unique_nonempty,
-                   help="clips whose frames feed the zoo models (calibration and fidelity)"),
-    "face_clips": Field(list, ["carphone"], choices=["carphone", "bikes", "bigbuckbunny"], check=_unique_nonempty,
-                        help="clips for the trained MediaPipe models (a face / a person)"),
-    "calib_frames": Field(int, 4, min=1, max=1000, help="frames calibrating int8 ranges"),
-    "fidelity_frames": Field(int, 6, min=2, max=1000, help="frames the fidelity is measured on (others than calibration)"),
-    "frame_stride": Field(int, 3, min=1, max=100, help="take every n-th frame of a clip"),
-    "floor_agreement": Field(float, 0.9, min=0.0, max=1.0, help="zoo models: mean output agreement floor"),
-    "floor_det_iou": Field(float, 0.8, min=0.0, max=1.0, help="face detection: mean IoU floor"),
-    "floor_seg_miou": Field(float, 0.9, min=0.0, max=1.0, help="segmentation: mean mIoU floor"),
-    "frontend_engine": Field(str, "litert", choices=list(ENGINES),
-                             help="frontend-only choice: the fixed backend's engine"),
-    "frontend_processor": Field(str, "cpu", choices=["cpu", "gpu", "npu"],
-                                help="frontend-only choice: the fixed backend's processor"),
-    "primary_model": Field(str, "mobilenet_v2", choices=SUPPORTED, help="the model whose C10 row stands for the claim"),
-    "c10_material": Field(float, 0.05, min=0.0, max=0.5,
-                          help="C10: the joint choice must be at least this much faster (ratio < 1 - this)"),
-    "coexec_models": Field(list, ["mobilenet_v2"], choices=list(ZOO_MODELS),
-                           check=lambda v: None if len(set(v)) == len(v) else "duplicate values",
-                           help="zoo models for the CPU+GPU precision pairings (finding 2's engine)"),
-    "coexec_profile_runs": Field(int, 3, min=1, max=100, help="runs of the engine's per-layer profile (split ratio)"),
-    "gpu_op_placement": Field(bool, False, help="LiteRT on a GPU: also place every operator alone (one compile "
-                                                "per operator: slow); else the whole model's is_fully_accelerated()"),
-    "torch_cpu_fp16": Field(bool, False, help="also time PyTorch fp16 on the CPU (slow kernels)"),
-    "int8_reduce_range": Field(bool, True, help="PyTorch int8: 7-bit activations (safe on CPUs without VNNI)"),
-    "n_boot": Field(int, 1000, min=100, max=100000),
-    "keep_variants": Field(bool, False, help="keep the built variant files after the run"),
-}
+PARAMS = STAGES["cross_level"]   # the schema of this stage's section (study.schema)
 
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:

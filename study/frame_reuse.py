@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from study import phone, reuse
-from study.config import Field, ParamError
+from study.schema import STAGES, ParamError
 
 FINDING = "frame_reuse"
 MEDIAPIPE_MODELS = {"face_detection_short_range": "face_detection", "selfie_segmentation": "segmentation"}
@@ -79,44 +79,7 @@ TRACE_METHOD = ("per-frame trace: perf_counter_ns around each frame's step, fram
 BOOL_COLUMNS = ["available", "computed", "trained", "below_floors"]
 
 
-def _unique_nonempty(v) -> str | None:
-    if not v:
-        return "at least one value expected"
-    return "duplicate values" if len(set(v)) != len(v) else None
-
-
-def _thresholds(v) -> str | None:
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v):
-        return "non-negative numbers expected (mean absolute pixel difference, 0..255)"
-    return "duplicate values" if len(set(v)) != len(v) else None
-
-
-PARAMS = {
-    "models": Field(list, ["face_detection_short_range", "selfie_segmentation", "mobilenet_v2"], choices=SUPPORTED,
-                    check=_unique_nonempty, help="trained MediaPipe models (LiteRT) and zoo models (PyTorch)"),
-    "clips": Field(list, ["carphone", "bikes", "bigbuckbunny"], choices=list(CLIPS), check=_unique_nonempty),
-    "face_clips": Field(list, ["carphone"], choices=list(CLIPS), check=_unique_nonempty,
-                        help="clips the face detector runs on (clips with a face)"),
-    "processors": Field(list, ["cpu", "gpu"], choices=["cpu", "gpu"], check=_unique_nonempty),
-    "frames": Field(int, 32, min=4, max=10000, help="first N frames of each clip"),
-    "frame_thresholds": Field(list, [2.0, 4.0, 8.0], check=_thresholds,
-                              help="frame level: reuse when the frame's mean absolute difference is <= this"),
-    "region_thresholds": Field(list, [4.0, 8.0, 16.0], check=_thresholds,
-                               help="region level: recompute tiles whose window changed by more than this"),
-    "tile": Field(int, 32, min=4, max=256, help="tile size (input pixels) of region-level reuse"),
-    "warmup_frames": Field(int, 2, min=0, max=100, help="untimed frames before each trace"),
-    "memory_frames": Field(int, 6, min=0, max=100, help="frames replayed (untimed) to measure transient peak memory"),
-    "min_reduction": Field(float, 0.2, min=0.0, max=1.0, help="C8: mean latency reduction the CI must exceed"),
-    "floor_det_iou": Field(float, 0.8, min=0.0, max=1.0),
-    "floor_seg_miou": Field(float, 0.9, min=0.0, max=1.0),
-    "floor_psnr_db": Field(float, 30.0, min=0.0, max=200.0),
-    "floor_top1": Field(float, 0.9, min=0.0, max=1.0),
-    "claim_models": Field(list, ["face_detection_short_range", "selfie_segmentation"], choices=SUPPORTED,
-                          check=_unique_nonempty,
-                          help="models whose points decide C8 (trained: fidelity is accuracy)"),
-    "n_boot": Field(int, 1000, min=100, max=100000),
-    "boot_block": Field(int, 4, min=1, max=1000, help="block length (frames) of the circular block bootstrap"),
-}
+PARAMS = STAGES["frame_reuse"]   # the schema of this stage's section (study.schema)
 
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:

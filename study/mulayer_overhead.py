@@ -48,8 +48,9 @@ import numpy as np
 import pandas as pd
 
 from study import phone, stats
-from study.config import Field, ParamError, check_models
+from study.config import check_models
 from study.measure import Config, RawLog, config_key, set_affinity, current_affinity
+from study.schema import STAGES, ParamError
 
 FINDING = "mulayer_overhead"
 MODELS = ("fast_style_transfer", "resnet50", "mobilenet_v2", "yolo_det", "vgg16", "transformer_enc")
@@ -62,43 +63,7 @@ PAPER_C4 = "qualitative: coarse (subgraph) parallelism leaves processors idle; f
 TOLERANCE = 1e-3  # relative error of co-executed outputs against the single-processor float32 model
 
 
-def _two_groups(v) -> str | None:
-    if len(v) != 2 or len(set(v)) != 2 or not all(isinstance(x, str) for x in v):
-        return "two distinct core group names expected, e.g. [g0, g1] or [big, little]"
-    return None
-
-
-def _sizes(v) -> str | None:
-    return None if v == 0 or (v >= 32 and v % 32 == 0) else "0 (standard size) or a multiple of 32 expected"
-
-
-PARAMS: dict[str, Field] = {
-    "models": Field(list, ["fast_style_transfer", "resnet50", "yolo_det", "mobilenet_v2"], choices=MODELS,
-                    help="zoo models with a PyTorch definition"),
-    "pairs": Field(list, ["cpu+gpu", "cpu+cpu"], choices=PAIRS,
-                   help="processor pairs: CPU+GPU (needs CUDA) and two disjoint CPU core groups"),
-    "cpu_groups": Field(list, ["g0", "g1"], check=_two_groups,
-                        help="the two core groups of the cpu+cpu pair (a = this process, b = the worker)"),
-    "gpu_cpu_group": Field(str, "all", help="core group of the CPU side of the cpu+gpu pair"),
-    "granularities": Field(list, list(GRANULARITIES), choices=GRANULARITIES),
-    "ratios": Field(list, [0.25, 0.5, 0.75], min=0.0, max=1.0,
-                    help="swept shares of output channels on processor b (0 and 1 are always added)"),
-    "input_size": Field(int, 128, min=0, max=1024, check=_sizes,
-                        help="square input side for every model; 0 = the model's standard input"),
-    "profile_runs": Field(int, 3, min=1, max=100, help="runs of the per-layer profile that predicts r*"),
-    "frames_per_run": Field(int, 4, min=2, max=256, help="frames in one timed call at frame level"),
-    "frame_policies": Field(list, list(FRAME_POLICIES), choices=FRAME_POLICIES),
-    "gpu_tf32": Field(bool, False, help="allow TF32 on the GPU (off: full float32 on both processors)"),
-    "worker_timeout_s": Field(float, 300.0, min=1.0, help="longest wait for one answer of the worker"),
-    "spin_us": Field(float, 100.0, min=0.0, max=100000.0,
-                     help="cpu+cpu pair: each side polls the pipe this long before sleeping (0: sleep at once)"),
-    "idle_threshold": Field(float, 0.5, min=0.0, max=1.0,
-                            help="C4: branch level 'leaves a processor idle' if its idle share exceeds this"),
-    "n_boot": Field(int, 2000, min=200, max=100000, help="bootstrap resamples of every interval"),
-    "max_samples": Field(int, 0, min=0, max=100000,
-                         help="cap on the harness's max_samples for this stage's many configurations (0: no cap); "
-                              "the effective settings are in the fingerprint and the samples' settings hash"),
-}
+PARAMS = STAGES["mulayer_overhead"]   # the schema of this stage's section (study.schema)
 
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:

@@ -61,7 +61,8 @@ import pandas as pd
 
 from study import stats
 from study.coexec_ops import splittable
-from study.config import PROCESSORS, Field, ParamError, check_models
+from study.config import check_models
+from study.schema import STAGES, ParamError
 
 FINDING = "operator_support"
 OPS_LOG = "operator_support_ops"     # raw log of placements and per-operator profiles
@@ -100,33 +101,7 @@ BOOL_COLUMNS = ["available", "delegated", "fallback", "constant_op", "no_kernel"
                 "fully_accelerated", "below_floors", "partition_row", "aggregate"]
 
 
-def _models_check(v) -> str | None:
-    if not v:
-        return "at least one model expected"
-    if not all(isinstance(x, str) for x in v):
-        return "model names (strings) expected"
-    if len(set(v)) != len(v):
-        return "duplicate model names"
-    return None
-
-
-def _nonempty_unique(v) -> str | None:
-    if not v:
-        return "at least one value expected"
-    return "duplicate values" if len(set(v)) != len(v) else None
-
-
-PARAMS = {
-    "models": Field(list, list(DEFAULT_MODELS), check=_models_check,
-                    help="models of the manifest (zoo + trained mediapipe models)"),
-    "engines": Field(list, list(ENGINES), choices=list(ENGINES), check=_nonempty_unique),
-    "processors": Field(list, list(PROCESSORS), choices=list(PROCESSORS), check=_nonempty_unique),
-    "core_group": Field(str, "all", help="CPU core group of every configuration"),
-    "profile_repeats": Field(int, 2, min=1, max=100,
-                             help="independent repeats of each per-operator profile (CI of latency shares)"),
-    "profile_runs": Field(int, 2, min=1, max=10000, help="timed runs per operator in one repeat (median)"),
-    "whole_model": Field(bool, True, help="time the whole model on each available processor with the harness"),
-}
+PARAMS = STAGES["operator_support"]   # the schema of this stage's section (study.schema)
 
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:

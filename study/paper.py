@@ -38,27 +38,14 @@ import pandas as pd
 
 from study import claims as C
 from study import explore, paths
-from study.config import Field
+from study.schema import STAGES
 
 FINDING = "paper"
 METRICS = paths.METRICS             # metrics/<device>/paper.json (+ paper_claims.csv): dvc metrics / plots
 TITLE = "Heterogeneous mobile processors: potentials and pitfalls, reproduced"
 
-def _strings(v) -> str | None:
-    return None if all(isinstance(x, str) and x for x in v) else "non-empty strings expected"
+PARAMS = STAGES["paper"]   # the schema of this stage's section (study.schema)
 
-
-PARAMS = {
-    "devices": Field(list, [], check=_strings,
-                     help="device folders to include (label, device slug or folder name); [] = all found"),
-    "include_reference": Field(bool, True, help="include the committed reference datasets (data/reference/)"),
-    "include_peers": Field(bool, True, help="include every peer's data under peers/<name>/"),
-    "peer_dirs": Field(list, [], check=_strings,
-                       help="further folders with peers' data (a device folder or a folder of them)"),
-    "alpha": Field(float, 0.05, min=0.001, max=0.5, help="family-wise error rate of the Holm correction"),
-    "report_title": Field(str, TITLE),
-    "finding_figures": Field(bool, True, help="embed this machine's figures of every finding in the report"),
-}
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:
     from study.config import ParamError

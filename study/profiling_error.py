@@ -61,8 +61,9 @@ import pandas as pd
 from study import estimators as E
 from study import phone
 from study import scenario as S
-from study.config import PROCESSORS, Field, ParamError, check_models
+from study.config import check_models
 from study.measure import Config, current_affinity, sensor_summary, set_affinity
+from study.schema import STAGES, ParamError
 
 FINDING = "profiling_error"
 OFFLINE_LOG = f"{FINDING}-offline"
@@ -81,62 +82,7 @@ def parse_candidate(text: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def _check_candidates(v) -> str | None:
-    if not v:
-        return "at least one candidate is needed"
-    if len(set(v)) != len(v):
-        return "duplicate candidates"
-    for c in v:
-        try:
-            e, p, _ = parse_candidate(c)
-        except ValueError as err:
-            return str(err)
-        if e not in ENGINES:
-            return f"candidate {c!r}: engine {e!r} unknown; choose from {list(ENGINES)}"
-        if p not in PROCESSORS:
-            return f"candidate {c!r}: processor {p!r} unknown; choose from {list(PROCESSORS)}"
-    return None
-
-
-def _range(kind, positive: bool = True):
-    def check(v) -> str | None:
-        if len(v) != 2 or not all(isinstance(x, kind) and not isinstance(x, bool) for x in v):
-            return f"expected [low, high] of two {kind.__name__ if isinstance(kind, type) else 'numbers'}"
-        if v[0] > v[1]:
-            return "low must not exceed high"
-        if positive and v[0] <= 0:
-            return "values must be > 0"
-        return None
-    return check
-
-
-def _nonempty_unique(v) -> str | None:
-    return None if v and len(set(v)) == len(v) else "a non-empty list without duplicates is expected"
-
-
-PARAMS = {
-    "models": Field(list, ["mobilenet_v2"], check=_nonempty_unique, help="models run in the scenario"),
-    "candidates": Field(list, list(DEFAULT_CANDIDATES), check=_check_candidates,
-                        help="engine/processor/core_group a scheduler chooses between"),
-    "scenario_seconds": Field(float, 75.0, min=5.0, max=3600.0, help="length of the dynamic scenario"),
-    "scenario_seed": Field(int, 0, min=0, help="with `seed`, draws the schedule and the per-step order"),
-    "phase_kinds": Field(list, list(S.PHASE_KINDS), choices=list(S.PHASE_KINDS), check=_nonempty_unique),
-    "phase_seconds": Field(list, [4.0, 9.0], check=_range((int, float)), help="phase length range (s)"),
-    "burst_seconds": Field(list, [0.3, 1.2], check=_range((int, float)), help="on/off period range in bursts (s)"),
-    "cpu_competitors": Field(list, [1, 2], check=_range(int), help="CPU competitors per cpu/burst phase (range)"),
-    "memory_competitors": Field(list, [1, 1], check=_range(int), help="memory competitors per memory phase"),
-    "gpu_competitors": Field(list, [1, 1], check=_range(int), help="GPU competitors per gpu phase"),
-    "competitor_groups": Field(list, ["g0", "g1", "all"], check=_nonempty_unique,
-                               help="core groups CPU/memory competitors are pinned to (drawn per phase)"),
-    "sensor_interval_s": Field(float, 2.0, min=0.1, help="sensor reads between phase changes"),
-    "op_runs": Field(int, 5, min=1, max=1000, help="timed runs per operator (median) for the operator sum"),
-    "window": Field(int, 8, min=1, max=10000, help="sliding window of the runtime profiler (observations)"),
-    "ewma_alpha": Field(float, 0.3, min=0.001, max=1.0, help="EWMA weight of the newest observation"),
-    "block_seconds": Field(float, 3.0, min=0.01, help="block length of the block bootstrap (scenario seconds)"),
-    "n_boot": Field(int, 1000, min=100, max=100000),
-    "c9_material": Field(float, 0.05, min=0.0, max=1.0,
-                         help="C9: the best single candidate must be this much slower than switching per context"),
-}
+PARAMS = STAGES["profiling_error"]   # the schema of this stage's section (study.schema)
 
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:

@@ -52,28 +52,11 @@ import pandas as pd
 from scipy import stats as st
 
 from study import paths, phone, stats
-from study.config import PROCESSORS, Field, ParamError, check_models
+from study.config import check_models
 from study.measure import Harness, HarnessSettings, RawLog, sensor_summary, set_affinity
+from study.schema import STAGES, ParamError
 
-PARAMS = {
-    "models": Field(list, ["mobilenet_v2", "transformer_enc"], help="models for the sustained run and the between-run benchmark"),
-    "engines": Field(list, ["litert"], choices=["litert", "onnxruntime", "torch"]),
-    "processors": Field(list, ["cpu", "gpu"], choices=list(PROCESSORS)),
-    "core_group": Field(str, "all", help="CPU core group of every configuration (a column of every row)"),
-    "sustained_seconds": Field(float, 12.0, min=1.0, help="length of the continuous run per configuration"),
-    "burst_seconds": Field(float, 2.0, min=0.1, help="the burst window at the start of the run"),
-    "sensor_interval_s": Field(float, 1.0, min=0.05),
-    "between_runs": Field(int, 6, min=2, help="independent processes of the between-run benchmark"),
-    "samples_per_run": Field(int, 20, min=5),
-    "coverage_models": Field(list, ["mobilenet_v2", "fast_style_transfer", "transformer_enc"],
-                             help="models whose configurations the coverage check measures twice"),
-    "coverage_engines": Field(list, ["litert", "onnxruntime"], choices=["litert", "onnxruntime", "torch"]),
-    "coverage_core_groups": Field(list, ["all", "g0"], help="core groups crossed with the coverage configurations"),
-    "target_rel_halfwidth": Field(float, 0.02, min=0.001, max=0.5,
-                                  help="interval half-width the run plan is computed for"),
-    "material_change": Field(float, 0.03, min=0.0, max=1.0,
-                             help="relative burst/sustained difference that counts as material"),
-}
+PARAMS = STAGES["rigor"]   # the schema of this stage's section (study.schema)
 
 
 def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:

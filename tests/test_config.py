@@ -62,7 +62,8 @@ def test_profile_overrides():
 
 
 def test_field_types_and_ranges():
-    schema = {"n": Field(int, 3, min=1), "r": Field(list, [0.5], check=lambda v: None if all(0 <= x <= 1 for x in v) else "in [0,1]")}
+    schema = {"n": Field(int, 3, min=1), "r": Field(list, [0.5], item=float,
+                                                    check=lambda v: None if all(0 <= x <= 1 for x in v) else "in [0,1]")}
     assert check_section("s", {}, schema) == {"n": 3, "r": [0.5]}
     with pytest.raises(ParamError):
         check_section("s", {"n": 0}, schema)

@@ -496,7 +496,7 @@ def test_analyse_and_plot_on_synthetic_data(tmp_path):
 def test_params_validation():
     with pytest.raises(ParamError, match="not allowed"):
         check_section("cross_level", {"models": ["nope"]}, F.PARAMS)
-    with pytest.raises(ParamError, match=r"\(0, 1\)"):
+    with pytest.raises(ParamError, match=r"prune_strengths\[0\]: 1.0 is above the maximum"):
         check_section("cross_level", {"prune_strengths": [1.0]}, F.PARAMS)
     with pytest.raises(ParamError, match="unknown key"):
         check_section("cross_level", {"strengths": [0.5]}, F.PARAMS)

@@ -403,7 +403,7 @@ def test_params_validation():
         assert r["frames"] == F.PARAMS["frames"].default
     with pytest.raises(ParamError, match="not allowed"):
         check_section("frame_reuse", {"models": ["nope"]}, F.PARAMS)
-    with pytest.raises(ParamError, match="non-negative"):
+    with pytest.raises(ParamError, match="frame_thresholds.*below the minimum"):
         check_section("frame_reuse", {"frame_thresholds": [-1.0]}, F.PARAMS)
     with pytest.raises(ParamError, match="unknown key"):
         check_section("frame_reuse", {"thresholds": [1.0]}, F.PARAMS)

@@ -42,7 +42,7 @@ from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
-from study.config import Field, ParamError, check_section
+from study.schema import ADB, ParamError, check_section
 from study.devices import DeviceError
 from study.devices.base import Device, Processor, now_iso, unavailable
 from study.devices.local import split_core_groups
@@ -54,37 +54,7 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 # =========================================================================== settings
-def _server_check(v: str) -> str | None:
-    try:
-        parse_server(v)
-    except ValueError as e:
-        return str(e)
-    return None
-
-
-def _sha_check(v: str) -> str | None:
-    return None if v == "" or SHA256.match(v.lower()) else "a sha256 is 64 hexadecimal digits"
-
-
-def _remote_dir_check(v: str) -> str | None:
-    return None if v.startswith("/") and ".." not in v.split("/") else "an absolute path on the phone, without '..'"
-
-
-ADB_PARAMS: dict[str, Field] = {
-    "server": Field(str, "127.0.0.1:5037", check=_server_check,
-                    help="adb server host:port (another host's server for a fleet)"),
-    "benchmark_binary": Field(str, "", help="path on this host to LiteRT's benchmark_model built for the phone's ABI"),
-    "benchmark_sha256": Field(str, "", check=_sha_check, help="its sha256, checked before anything runs"),
-    "remote_dir": Field(str, "/data/local/tmp/hetero-pitfalls", check=_remote_dir_check,
-                        help="working folder on the phone (binary, models, pid file)"),
-    "timeout_s": Field(float, 30.0, min=1, max=3600, help="timeout of every adb call (shell, push, pull)"),
-    "run_timeout_s": Field(float, 600.0, min=5, max=7200, help="timeout of one benchmark_model run"),
-    "competitor_max_s": Field(float, 3600.0, min=10, max=86400,
-                              help="competitors on the phone end themselves after this long (a host crash safety net)"),
-    "gfxinfo_package": Field(str, "", help="package of the co-running app whose frame drops are read (dumpsys gfxinfo)"),
-    "nnapi_accelerator": Field(str, "", help="--nnapi_accelerator_name (empty: NNAPI chooses)"),
-    "fixed_performance_mode": Field(bool, False, help="cmd power set-fixed-performance-mode-enabled true during runs"),
-}
+ADB_PARAMS = ADB   # the schema of params.yaml's adb section (study.schema)
 
 
 @dataclass(frozen=True)

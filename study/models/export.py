@@ -11,6 +11,7 @@ others go on.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -21,50 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from study import paths
-from study.config import Field, ParamError
 from study.models import ModelSpec
 from study.models.zoo import ZOO
+from study.schema import MEDIAPIPE_TASKS, STAGES, ParamError
 
-MEDIAPIPE_TASKS = {
-    "face_detection_short_range": "face_detection",
-    "face_detection_full_range_sparse": "face_detection",
-    "selfie_segmentation": "segmentation",
-    "selfie_segmentation_landscape": "segmentation",
-    "face_landmark": "landmarks",
-    "face_landmark_with_attention": "landmarks",
-    "hand_landmark_lite": "landmarks",
-    "hand_landmark_full": "landmarks",
-    "pose_detection": "detection",
-    "pose_landmark_full": "landmarks",
-    "palm_detection_lite": "detection",
-    "palm_detection_full": "detection",
-    "iris_landmark": "landmarks",
-    "hand_recrop": "landmarks",
-}
-
-
-def _user_path_check(v) -> str | None:
-    for p in v:
-        q = paths.ROOT / p
-        if not isinstance(p, str) or q.suffix not in (".tflite", ".onnx"):
-            return f"{p!r}: a .tflite or .onnx path relative to the repository is expected"
-        if not q.is_file():
-            return f"{p}: no such file"
-        try:
-            q.resolve().relative_to(paths.USER_MODELS.resolve())
-        except ValueError:
-            return f"{p}: user models live under {paths.USER_MODELS.relative_to(paths.ROOT)}/ (a DVC dependency)"
-    return None
-
-
-PARAMS = {
-    "zoo": Field(list, list(ZOO), choices=list(ZOO), help="zoo architectures to build and export"),
-    "mediapipe": Field(list, ["face_detection_short_range", "selfie_segmentation"], choices=list(MEDIAPIPE_TASKS),
-                       help="trained .tflite models copied from the mediapipe wheel"),
-    "user": Field(list, [], check=_user_path_check, help="your own .tflite/.onnx files under data/user_models/"),
-    "formats": Field(list, ["tflite", "onnx"], choices=["tflite", "onnx"]),
-    "weights_seed": Field(int, 0, min=0, help="weights of the untrained zoo models are a function of this seed"),
-}
+PARAMS = STAGES["models"]   # the schema of the models section (study.schema)
 
 
 def model_names(section: dict[str, Any]) -> list[str]:
@@ -89,8 +51,13 @@ def sha256(path: Path) -> str:
 
 def mediapipe_files(names: list[str]) -> dict[str, Path]:
     """Locate the trained models inside the installed mediapipe package."""
+    return dict(_mediapipe_files(tuple(names)))
+
+
+@functools.lru_cache(maxsize=32)
+def _mediapipe_files(names: tuple[str, ...]) -> tuple[tuple[str, Path], ...]:
     if not names:
-        return {}
+        return ()
     try:
         import importlib.util
 
@@ -106,7 +73,7 @@ def mediapipe_files(names: list[str]) -> dict[str, Path]:
         if not hits:
             raise ParamError(f"models.mediapipe: {n}.tflite not found in {root}")
         found[n] = hits[0]
-    return found
+    return tuple(found.items())
 
 
 def _signature(tflite: Path) -> tuple[list[dict], list[dict]]:
@@ -116,8 +83,13 @@ def _signature(tflite: Path) -> tuple[list[dict], list[dict]]:
     return ([{"shape": list(s), "dtype": str(d)} for s, d in ins], [{"shape": list(s), "dtype": str(d)} for s, d in outs])
 
 
+_FINAL: dict[str, Path] = {}   # building folder -> the folder its files end up in (build_all's swap)
+
+
 def _rel(p: Path) -> str:
-    return str(p.resolve().relative_to(paths.ROOT))
+    """Path of a built file as the manifest records it: in the final folder, relative to the root."""
+    final = _FINAL.get(str(p.parent), p.parent)
+    return str((final.resolve() / p.name).relative_to(paths.ROOT.resolve()))
 
 
 def export_zoo(name: str, out: Path, formats: list[str], seed: int, log=print) -> ModelSpec:
@@ -155,27 +127,54 @@ def export_zoo(name: str, out: Path, formats: list[str], seed: int, log=print) -
     ins = [{"shape": list(entry.input_shape), "dtype": "float32"}]
     outs = []
     if "tflite" in files:
-        ins, outs = _signature(paths.ROOT / files["tflite"])
+        ins, outs = _signature(out / f"{name}.tflite")
     return ModelSpec(name=name, source="zoo", task=entry.task, files=files, torch_zoo=name, seed=seed, inputs=ins,
                      outputs=outs, params=count_params(model), macs=count_macs(model, x),
-                     sha256={k: sha256(paths.ROOT / v) for k, v in files.items()}, paper_name=entry.paper_name,
+                     sha256={k: sha256(out / f"{name}.{k}") for k in files}, paper_name=entry.paper_name,
                      notes="; ".join([entry.notes] + notes).strip("; "))
+
+
+def _onnx_signature(info: dict[str, list]) -> tuple[list[dict], list[dict]]:
+    return ([{"shape": list(s), "dtype": "?", "name": n} for n, s in info["inputs"]],
+            [{"shape": list(s), "dtype": "?", "name": n} for n, s in info["outputs"]])
 
 
 def copy_tflite(name: str, src: Path, out: Path, source: str, task: str) -> ModelSpec:
     dst = out / src.name
     shutil.copyfile(src, dst)
     files = {dst.suffix.lstrip("."): _rel(dst)}
-    ins, outs = _signature(dst) if dst.suffix == ".tflite" else ([], [])
+    if dst.suffix == ".tflite":
+        ins, outs = _signature(dst)
+    else:
+        from study.models.check import check_user_model
+
+        ins, outs = _onnx_signature(check_user_model(str(src.resolve().relative_to(paths.ROOT.resolve()))))
     return ModelSpec(name=name, source=source, task=task, files=files, inputs=ins, outputs=outs,
-                     sha256={k: sha256(paths.ROOT / v) for k, v in files.items()},
+                     sha256={k: sha256(dst) for k in files},
                      paper_name=name,
                      notes=(f"copied from the mediapipe wheel: {'/'.join(src.parts[-4:])}" if source == "mediapipe"
                             else f"user file {src.name}"))
 
 
 def build_all(section: dict[str, Any], out: Path = paths.MODELS, log=print) -> list[ModelSpec]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Every model file and the manifest, built in a new folder beside ``out`` that then
+    replaces ``out``: a failed or killed build leaves the previous ``out`` whole."""
+    from study.config import scratch_pair, swap_in
+
+    new, old = scratch_pair(out)
+    _FINAL[str(new)] = out
+    try:
+        specs = _build_into(section, new, log)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    finally:
+        _FINAL.pop(str(new), None)
+    swap_in(new, out, old)
+    return specs
+
+
+def _build_into(section: dict[str, Any], out: Path, log) -> list[ModelSpec]:
     specs = []
     for name in section["zoo"]:
         log(f"zoo model {name}")

@@ -145,14 +145,30 @@ def cmd_devices(args) -> int:
         print(json.dumps(dev.fingerprint(), indent=2, default=str))
         return 0
     print(f"device {dev.spec} ({dev.slug()})")
+    print_device(dev, procs, 10)
+    return 0
+
+
+def _wrapped(first: str, text: str, indent: int) -> str:
+    """``first`` then ``text``, wrapped to ``WIDTH`` columns, continuation lines at ``indent``."""
+    import textwrap
+
+    return textwrap.fill(text, WIDTH, initial_indent=first, subsequent_indent=" " * indent,
+                         break_long_words=True, break_on_hyphens=False)
+
+
+def print_device(dev, procs, backend_width: int) -> None:
+    """Processors (with why one is absent), core groups and one sensor reading, in lines of at
+    most ``WIDTH`` columns."""
     for p in procs:
         state = "available" if p.available else f"ABSENT: {p.reason}"
-        print(f"  {p.name:4s} {state}")
+        print(_wrapped(f"  {p.name:4s} ", state, 7))
         for b, why in p.backends.items():
-            print(f"       {b:10s} {'ok' if why is None else why}")
-    print(f"  core groups: {dev.core_groups()}")
-    print(f"  sensors: {json.dumps(dev.read_sensors(), default=str)}")
-    return 0
+            print(_wrapped(f"       {b:{backend_width}s} ", "ok" if why is None else str(why), 8 + backend_width))
+    print(_wrapped("  core groups: ", str(dev.core_groups()), 4))
+    print("  sensors:")
+    for k, v in dev.read_sensors().items():
+        print(_wrapped(f"    {k}: ", json.dumps(v, default=str), 6))
 
 
 def cmd_methods(args) -> int:
@@ -232,13 +248,7 @@ def cmd_adb(args) -> int:
         print(f"phone {dev.serial} ({dev.slug()}): benchmark_model sha256 ok -> {remote}")
         print("  delegates in the binary: " + ", ".join(f for f in ("use_xnnpack", "use_gpu", "use_nnapi",
                                                                     "use_hexagon") if f in flags))
-        for p in dev.processors():
-            state = "available" if p.available else f"ABSENT: {p.reason}"
-            print(f"  {p.name:4s} {state}")
-            for b, why in p.backends.items():
-                print(f"       {b:12s} {'ok' if why is None else why}")
-        print(f"  core groups: {dev.core_groups()}")
-        print(f"  sensors: {json.dumps(dev.read_sensors(), default=str)}")
+        print_device(dev, dev.processors(), 12)
     except (DeviceError, ValueError) as e:
         return _err(str(e))
     return 0

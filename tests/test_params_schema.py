@@ -277,6 +277,15 @@ def test_methods_table_fits_100_columns(capsys):
     assert "core placement" in out
 
 
+def test_devices_output_fits_100_columns(capsys):
+    from study import cli
+
+    assert cli.main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "core groups:" in out and "sensors:" in out
+
+
 def test_schema_is_a_leaf_module():
     r = subprocess.run([sys.executable, "-c", "import sys, study.schema; "
                         "print(sorted(m for m in sys.modules if m.startswith('study')))"],

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study import phone, reuse
+from study import phone, reuse, stats
 from study.schema import STAGES, ParamError
 
 FINDING = "frame_reuse"
@@ -451,7 +451,8 @@ def summary_table(data: pd.DataFrame, p: dict[str, Any], seed: int = 0) -> pd.Da
     computation, reuse share, memory, and whether the point is on the Pareto front."""
     fr = _records(data, "frame")
     mem = _records(data, "memory")
-    n_boot, block = int(p["n_boot"]), int(p["boot_block"])
+    # at least stats.P_RESAMPLES resamples: the claim's p-value is one of them (its floor 1/(B+1))
+    n_boot, block = stats.p_resamples(int(p["n_boot"])), int(p["boot_block"])
     rows = []
     for (m, clip, proc), g in fr.groupby(["model", "clip", "processor"], sort=True):
         full = g[g["mechanism"] == "full"].sort_values("frame")
@@ -597,6 +598,25 @@ def claims(summary: pd.DataFrame, p: dict[str, Any], absent: pd.DataFrame) -> pd
     return pd.DataFrame([{**base, "effect": float(sel["reduction"]), "ci_lo": float(sel["red_ci_lo"]),
                           "ci_hi": float(sel["red_ci_hi"]), "p_value": pval, "n": int(sel["n_frames"]),
                           "verdict": verdict, "reason": reason}])
+
+
+CLAIMS_TABLES = ["summary", "availability"]
+
+
+def claims_from_tables(read, params: dict[str, Any], seed: int = 0) -> pd.DataFrame | None:
+    """C8 recomputed with the current code from the ``summary`` table (its intervals and
+    p-values are the stage's own)."""
+    summary = read("summary")
+    need = {"model", "mechanism", "ratio", "qualifies", "contradicts", "p_joint", "red_ci_lo", "red_ci_hi",
+            "reduction", "fidelity", "fid_ci_lo", "fid_ci_hi", "floor", "metric", "n_frames", "clip", "processor",
+            "threshold", "reuse_share"}
+    if summary is None or not need <= set(summary.columns):
+        return None
+    p = {**{k: f.default for k, f in PARAMS.items()}, **params}
+    absent = read("availability")
+    if absent is None or not {"model", "processor", "reason"} <= set(absent.columns):
+        absent = pd.DataFrame(columns=["model", "processor", "reason"])
+    return claims(summary, p, absent)
 
 
 def by_mechanism(summary: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from study import claims as C
 from study import phone, stats
 from study.config import check_models
 from study.measure import Config, RawLog, config_key, set_affinity, current_affinity
@@ -60,6 +61,8 @@ FRAME_POLICIES = ("alternate", "balanced")
 PAIRS = ("cpu+gpu", "cpu+cpu")
 PAPER_C3 = "1.9x to 3.1x slower than the GPU alone (muLayer, Fast Style Transfer)"
 PAPER_C4 = "qualitative: coarse (subgraph) parallelism leaves processors idle; fine (intra-operator) adds suspensions and transfers"
+ALL_CORES = "single:all"   # cpu+cpu pairs: the plain model on the union of both core groups (fair host baseline)
+C9_CLEARLY = 1.10          # C9 (a): "clearly slower" = at least 10% slower than the best single processor
 TOLERANCE = 1e-3  # relative error of co-executed outputs against the single-processor float32 model
 
 
@@ -238,6 +241,11 @@ def _configs(ctx, plan, pair, rt, model: str, size: int, prof: dict[str, Any], l
     single = dict(granularity="single", ratio=None, ratio_kind=None)
     add(dict(single, label=f"single:{plan['proc_a']}", processor=plan["proc_a"]),
         lambda: coexec.SingleSession(rt.model_a, rt.x_a, pair.threads_a, cuda=cuda), plan["cores_a"])
+    if not cuda:
+        # the host form's fair baseline: the model alone on all the cores the two groups have together
+        cores_all = sorted(set(plan["cores_a"]) | set(plan["cores_b"]))
+        add(dict(single, label=ALL_CORES, processor="all"),
+            lambda: coexec.SingleSession(rt.model_a, rt.x_a, pair.threads_a + pair.threads_b), cores_all)
     add(dict(single, label=f"single:{plan['proc_b']}", processor=plan["proc_b"]),
         lambda: coexec.SingleSession(rt.model_b, rt.x_b, pair.threads_b), plan["cores_b"])
     co = dict(processor=plan["pair"])
@@ -586,11 +594,13 @@ def c4_parts(d: pd.DataFrame, pair_kind: str | None, idle_threshold: float = 0.5
         processor computes (sync + transfer + merge + other) is larger at operator level
         (at r*) than at frame level (alternating frames): difference of medians per model;
     (ii) coarse granularity leaves a processor idle: at branch level the helper processor b
-        computes during less than (1 - idle_threshold) of the inference: its idle share."""
+        computes during less than (1 - idle_threshold) of the inference: its idle share.
+    n_boot = stats.p_resamples(n_boot)
+    Each row has a one-sided bootstrap p (at least ``stats.P_RESAMPLES`` resamples)."""
     rng = np.random.default_rng(seed)
     rows = []
     if pair_kind is None or "overhead_share" not in d:
-        return pd.DataFrame(columns=["part", "model", "statistic", "effect", "ci_lo", "ci_hi", "n", "null"])
+        return pd.DataFrame(columns=["part", "model", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "n", "null"])
     sub = d[d["pair_kind"] == pair_kind]
     diffs, idles = [], []
     for (model,), g in sub.groupby(["model"], sort=True):
@@ -600,14 +610,17 @@ def c4_parts(d: pd.DataFrame, pair_kind: str | None, idle_threshold: float = 0.5
             boots = _boot_medians(op, n_boot, rng) - _boot_medians(fr, n_boot, rng)
             rows.append(dict(part="i", model=model, statistic="median overhead share: operator (r*) - frame (alternate)",
                              effect=float(np.median(op) - np.median(fr)), ci_lo=float(np.quantile(boots, .025)),
-                             ci_hi=float(np.quantile(boots, .975)), n=int(op.size + fr.size), null=0.0,
+                             ci_hi=float(np.quantile(boots, .975)), p_value=stats.boot_p(boots, 0.0),
+                             n=int(op.size + fr.size), null=0.0,
                              operator_share=float(np.median(op)), frame_share=float(np.median(fr))))
             diffs.append((op, fr))
         br = _vals(g, "branch", "idle_b")
         if br.size:
-            med, lo, hi = stats.bootstrap_ci(br, n_boot=n_boot, seed=seed)
+            boots = _boot_medians(br, n_boot, rng)
             rows.append(dict(part="ii", model=model, statistic="median idle share of processor b at branch level",
-                             effect=med, ci_lo=lo, ci_hi=hi, n=int(br.size), null=idle_threshold))
+                             effect=float(np.median(br)), ci_lo=float(np.quantile(boots, .025)),
+                             ci_hi=float(np.quantile(boots, .975)), p_value=stats.boot_p(boots, idle_threshold),
+                             n=int(br.size), null=idle_threshold))
             idles.append(br)
     if diffs:
         est = float(np.mean([np.median(o) - np.median(f) for o, f in diffs]))
@@ -615,12 +628,15 @@ def c4_parts(d: pd.DataFrame, pair_kind: str | None, idle_threshold: float = 0.5
         rows.append(dict(part="i", model="all (mean over models)",
                          statistic="mean over models of the median overhead share difference, operator (r*) - frame",
                          effect=est, ci_lo=float(np.quantile(boots, .025)), ci_hi=float(np.quantile(boots, .975)),
-                         n=int(sum(o.size + f.size for o, f in diffs)), null=0.0))
+                         p_value=stats.boot_p(boots, 0.0), n=int(sum(o.size + f.size for o, f in diffs)), null=0.0))
     if idles:
-        est, lo, hi = _stratified_mean_median(idles, n_boot, rng)
+        est = float(np.mean([np.median(i) for i in idles]))
+        boots = np.mean([_boot_medians(i, n_boot, rng) for i in idles], axis=0)
         rows.append(dict(part="ii", model="all (mean over models)",
                          statistic="mean over models of the median idle share of b at branch level", effect=est,
-                         ci_lo=lo, ci_hi=hi, n=int(sum(i.size for i in idles)), null=idle_threshold))
+                         ci_lo=float(np.quantile(boots, .025)), ci_hi=float(np.quantile(boots, .975)),
+                         p_value=stats.boot_p(boots, idle_threshold), n=int(sum(i.size for i in idles)),
+                         null=idle_threshold))
     out = pd.DataFrame(rows)
     if len(out):
         out.insert(0, "pair_kind", pair_kind)
@@ -628,89 +644,209 @@ def c4_parts(d: pd.DataFrame, pair_kind: str | None, idle_threshold: float = 0.5
     return out
 
 
-def claims_table(d: pd.DataFrame, absent: pd.DataFrame, parts: pd.DataFrame, n_boot: int = 2000,
-                 seed: int = 0, idle_threshold: float = 0.5) -> pd.DataFrame:
-    from scipy.stats import mannwhitneyu
+def _form(kind: str) -> str:
+    """CPU+GPU is the paper's form of C2/C3/C4/C9; two core groups are the host form."""
+    return "paper" if kind == "cpu+gpu" else "host"
+
+
+def _claim_model(g: pd.DataFrame) -> str | None:
+    models = sorted(set(g["model"])) if len(g) else []
+    if not models:
+        return None
+    return C.CLAIMS["C3"].primary_model if C.CLAIMS["C3"].primary_model in models else models[0]
+
+
+def _ratio_boot(num: np.ndarray, den: np.ndarray, n_boot: int, rng) -> tuple[float, np.ndarray]:
+    return float(np.median(num) / np.median(den)), _boot_medians(num, n_boot, rng) / _boot_medians(den, n_boot, rng)
+
+
+def _pair_text(first: pd.Series, kind: str) -> str:
+    if kind == "cpu+gpu":
+        return f"pair {first['pair']} (CPU with {int(first['threads_b'])} threads + CUDA GPU)"
+    return (f"host form: pair {first['pair']}, two disjoint CPU core groups ({int(first['threads_a'])} + "
+
+def _row(claim: str, form: str, **kw) -> dict[str, Any]:
+    c = C.CLAIMS[claim]
+    base = dict(claim=claim, form=form, paper_value=c.paper_value, text=c.statistic, statistic=c.statistic,
+                effect=np.nan, ci_lo=np.nan, ci_hi=np.nan, p_value=np.nan, n=0, threshold=c.null, primary=True)
+    base.update(kw)
+    return base
+
+
+def _c2_c3_c9(g: pd.DataFrame, kind: str, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """C2, C3 and C9 (a) on one pair kind, from the timed samples."""
+    rng = np.random.default_rng(seed)
+    B = stats.p_resamples(n_boot)
+    form = _form(kind)
+    m = _claim_model(g)
+    gm = g[g["model"] == m]
+    first = gm.iloc[0]
+    la, lb = _singles(gm, first)
+    a, b = _vals(gm, la), _vals(gm, lb)
+    co = _vals(gm, "operator:r*")
+    size = int(first["input_size"])
+    rs = float(gm.loc[gm["label"] == "operator:r*", "ratio"].iloc[0]) if co.size else np.nan
+    where = f"{m} ({size}x{size}); {_pair_text(first, kind)}"
+            f"{int(first['threads_b'])} threads, the second in a worker process), not two processors")
 
     rows = []
-    kind = _claim_pair(d)
-    gpu_absent = absent[absent["pair_kind"] == "cpu+gpu"]["reason"].iloc[0] if len(absent) and (absent["pair_kind"] == "cpu+gpu").any() else ""
-    # ---- C3
-    c3 = dict(claim="C3", paper_value=PAPER_C3, p_value=np.nan, effect=np.nan, ci_lo=np.nan, ci_hi=np.nan, n=0)
-    fst = d[(d["model"] == "fast_style_transfer") & (d["pair_kind"] == kind)] if kind else d.iloc[0:0]
-    if kind is None or fst.empty:
-        c3.update(text="Channel-wise co-execution of Fast Style Transfer over one processor alone",
-                  statistic="ratio of median latencies", verdict="not measurable",
-                  reason=("no processor pair measured" if kind is None else "fast_style_transfer not among the models")
-                  + (f"; CPU+GPU absent: {gpu_absent}" if gpu_absent else ""))
+    # ---- C2: measured co-execution at r* over the ideal bound 1/(1/t_a + 1/t_b)
+    thr2 = C.CLAIMS["C2"].null
+    if co.size and a.size and b.size:
+        ideal = 1 / (1 / np.median(a) + 1 / np.median(b))
+        ib = 1 / (1 / _boot_medians(a, B, rng) + 1 / _boot_medians(b, B, rng))
+        rb = _boot_medians(co, B, rng) / ib
+        est = float(np.median(co) / ideal)
+        lo, hi = float(np.quantile(rb, .025)), float(np.quantile(rb, .975))
+        rows.append(_row("C2", form, text=f"median latency at r* = {rs:.3g} over the ideal bound of {where}",
+                         statistic="median(co-execution at r*) / (1 / (1/median t_a + 1/median t_b)); percentile "
+                                   f"bootstrap 95% CI and one-sided p ({B} resamples)",
+                         effect=est, ci_lo=lo, ci_hi=hi, p_value=stats.boot_p(rb, thr2), n=int(co.size + a.size + b.size),
+                         verdict=_verdict(lo, hi, thr2)[0],
+                         reason=(f"co-execution {np.median(co):.3g} ms vs ideal {ideal:.3g} ms (t_a {np.median(a):.3g}, "
+                                 f"t_b {np.median(b):.3g} ms); {_verdict(lo, hi, thr2)[1]}")))
     else:
-        first = fst.iloc[0]
-        best = _best_operator(fst)
-        la, lb = _singles(fst, first)
-        a, b = _vals(fst, la), _vals(fst, lb)
-        if kind == "cpu+gpu":
-            den, den_name = a, "the GPU alone"
-        else:
-            faster_a = np.median(a) <= np.median(b)
-            den = a if faster_a else b
-            den_name = f"the faster core group alone ({first['proc_a'] if faster_a else first['proc_b']})"
-        num = _vals(fst, best) if best else np.array([])
-        if not (num.size and den.size):
-            c3.update(text="Channel-wise co-execution of Fast Style Transfer over one processor alone",
-                      statistic="ratio of median latencies", verdict="not measurable",
-                      reason="no operator-level configuration with 0 < r < 1 was measured")
-        else:
-            r, lo, hi = stats.ratio_of_medians_ci(num, den, n_boot=n_boot, seed=seed)
-            p = float(mannwhitneyu(num, den, alternative="greater").pvalue)
-            verdict, why = _verdict(lo, hi, 1.0)
-            rval = float(fst.loc[fst["label"] == best, "ratio"].iloc[0])
-            size = int(first["input_size"])
-            pair_txt = (f"pair {first['pair']} (CPU with {int(first['threads_b'])} threads + CUDA GPU)" if kind == "cpu+gpu"
-                        else f"pair {first['pair']}: two disjoint CPU core groups ({int(first['threads_a'])} + "
-                             f"{int(first['threads_b'])} threads), the second in a worker process")
-            host = ("" if kind == "cpu+gpu" else
-                    f"No GPU on this host ({gpu_absent or 'cpu+gpu not requested'}): the CPU+GPU form of C3 is not "
-                    f"measurable here; the verdict is for the core-group pair. ")
-            c3.update(text=(f"Median latency of channel-wise co-execution of Fast Style Transfer ({size}x{size}), "
-                            f"operator level at the best swept ratio, over {den_name}; > 1 = co-execution slower"),
-                      statistic=f"ratio of medians ({best}, share on {first['proc_b']} = {rval:.3g}) / {den_name}; "
-                                f"percentile bootstrap 95% CI; one-sided Mann-Whitney U",
-                      effect=r, ci_lo=lo, ci_hi=hi, p_value=p, n=int(num.size + den.size), verdict=verdict,
-                      reason=f"{host}{pair_txt}; {why}; paper: 1.9x-3.1x (comparison only).")
-    rows.append(c3)
-    # ---- C4
-    c4 = dict(claim="C4", paper_value=PAPER_C4, p_value=np.nan,
-              text=("(i) the share of wall time with neither processor computing (sync + transfer + merge + other) is "
-                    "larger at operator level (r*) than at frame level (alternating frames); (ii) at branch level "
-                    f"processor b idles for more than {idle_threshold:.0%} of the inference"),
-              statistic="(i) mean over models of the difference of median overhead shares (effect, CI); "
-                        "(ii) mean over models of the median idle share of b (in reason)")
+        rows.append(_row("C2", form, verdict="not measurable",
+                         reason=f"{where}: co-execution at r* or a processor alone not measured"))
+    # ---- C3: co-execution at r* over the GPU alone (paper) / all the pair's cores (host)
+    if kind == "cpu+gpu":
+        den, den_name = a, "the GPU alone"
+    else:
+        den, den_name = _vals(gm, ALL_CORES), f"the model alone on all the cores of {first['pair']}"
+    if co.size and den.size:
+        est, rb = _ratio_boot(co, den, B, rng)
+        lo, hi = float(np.quantile(rb, .025)), float(np.quantile(rb, .975))
+        v, why = _verdict(lo, hi, 1.0)
+        rows.append(_row("C3", form, text=f"median latency of channel-wise co-execution at the profile-predicted "
+                                          f"split r* = {rs:.3g} over {den_name}: {where}; > 1 = co-execution slower",
+                         statistic=f"ratio of medians (r*) / {den_name}; percentile bootstrap 95% CI and one-sided "
+                                   f"p ({B} resamples)",
+                         effect=est, ci_lo=lo, ci_hi=hi, p_value=stats.boot_p(rb, 1.0), n=int(co.size + den.size),
+                         verdict=v, reason=f"{why}; paper: 1.9x-3.1x (comparison only)"))
+    else:
+        why = ("the model alone on all the pair's cores was not measured (data of older code): no fair baseline"
+               if kind != "cpu+gpu" and co.size else "co-execution at r* or the baseline not measured")
+        rows.append(_row("C3", form, verdict="not measurable", reason=f"{where}: {why}"))
+    # ---- C9 (a): some parallel configuration clearly slower than the best single processor
+    singles = [x for x in (a, b, _vals(gm, ALL_CORES)) if x.size]
+    confs = []
+    for lab in sorted(set(gm.loc[gm["granularity"] != "single", "label"])):
+        h = gm[gm["label"] == lab]
+        r = h["ratio"].iloc[0] if "ratio" in h else np.nan
+        if h["granularity"].iloc[0] == "operator" and r in (0.0, 1.0):
+            continue                                    # r = 0 / 1: one processor through the engine
+        col = "time_per_frame_ms" if h["granularity"].iloc[0] == "frame" and "time_per_frame_ms" in h else "latency_ms"
+        x = _vals(gm, lab, col)
+        if x.size:
+            confs.append((lab, x))
+    if confs and singles:
+        best = min(float(np.median(s)) for s in singles)
+        worst_lab, worst = max(confs, key=lambda t: np.median(t[1]))
+        est = float(np.median(worst)) / best
+        rb = (np.max(np.stack([_boot_medians(x, B, rng) for _, x in confs]), axis=0)
+              / np.min(np.stack([_boot_medians(s, B, rng) for s in singles]), axis=0))
+        lo, hi = float(np.quantile(rb, .025)), float(np.quantile(rb, .975))
+        v, why = _verdict(lo, hi, C9_CLEARLY)
+        rows.append(_row("C9", form, text=f"(a) not always beneficial: the slowest of {len(confs)} measured parallel "
+                                          f"configurations over the best single processor ({where}), > {C9_CLEARLY:g}",
+                         statistic="max over configurations / min over single processors of the medians; both "
+                                   f"selections repeated in each of {B} bootstrap resamples",
+                         effect=est, ci_lo=lo, ci_hi=hi, p_value=stats.boot_p(rb, C9_CLEARLY), threshold=C9_CLEARLY,
+                         direction="greater", n=int(sum(x.size for _, x in confs)), verdict=v,
+                         reason=f"slowest: {worst_lab}; {why}"))
+    else:
+        rows.append(_row("C9", form, threshold=C9_CLEARLY, verdict="not measurable",
+                         reason=f"{where}: no parallel configuration and single processor measured"))
+    return rows
+
+
+def _c4(d: pd.DataFrame, kind: str, parts: pd.DataFrame, idle_threshold: float) -> dict[str, Any]:
+    form = _form(kind)
+    text = ("(i) the share of wall time with neither processor computing (sync + transfer + merge + other) is "
+            "larger at operator level (r*) than at frame level (alternating frames); (ii) at branch level "
+            f"processor b idles for more than {idle_threshold:.0%} of the inference")
+    stat = ("(i) mean over models of the difference of median overhead shares (effect, CI); (ii) mean over models "
+            "of the median idle share of b (in reason); p: the larger of the two parts' one-sided bootstrap p")
     pi = parts[(parts["part"] == "i") & (parts["model"].str.startswith("all"))] if len(parts) else parts
     pii = parts[(parts["part"] == "ii") & (parts["model"].str.startswith("all"))] if len(parts) else parts
-    if kind is None or (pi.empty and pii.empty):
-        c4.update(effect=np.nan, ci_lo=np.nan, ci_hi=np.nan, n=0, verdict="not measurable",
-                  reason="neither operator+frame level nor branch level measured on a pair")
-    else:
-        vs, reasons = [], []
-        for name, part in (("(i)", pi), ("(ii)", pii)):
-            if part.empty:
-                vs.append("inconclusive")
-                reasons.append(f"{name} not measured")
-                continue
-            row = part.iloc[0]
-            v, why = _verdict(row.ci_lo, row.ci_hi, row.null)
-            vs.append(v)
-            reasons.append(f"{name} {row.statistic} = {row.effect:.3g}: {v} ({why})")
-        verdict = ("reproduced" if all(v == "reproduced" for v in vs) else
-                   "contradicted" if any(v == "contradicted" for v in vs) else "inconclusive")
-        main = pi.iloc[0] if len(pi) else pii.iloc[0]
-        c4.update(effect=float(main.effect), ci_lo=float(main.ci_lo), ci_hi=float(main.ci_hi), n=int(parts["n"].max()),
-                  verdict=verdict,
-                  reason=f"pair kind {kind}{' (no GPU on this host)' if kind == 'cpu+cpu' else ''}; " + "; ".join(reasons)
-                  + "; both parts must hold for 'reproduced', either contradicted gives 'contradicted'")
-    rows.append(c4)
-    cols = ["claim", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "n", "paper_value", "verdict", "reason"]
-    return pd.DataFrame(rows)[cols]
+    if pi.empty and pii.empty:
+        return _row("C4", form, text=text, statistic=stat, verdict="not measurable",
+                    reason="neither operator+frame level nor branch level measured on this pair")
+    vs, reasons, ps = [], [], []
+    for name, part in (("(i)", pi), ("(ii)", pii)):
+        if part.empty:
+            vs.append("inconclusive")
+            reasons.append(f"{name} not measured")
+            ps.append(1.0)
+            continue
+        row = part.iloc[0]
+        v, why = _verdict(row.ci_lo, row.ci_hi, row.null)
+        vs.append(v)
+        ps.append(float(row.p_value) if "p_value" in part and not np.isnan(row.p_value) else 1.0)
+        reasons.append(f"{name} {row.statistic} = {row.effect:.3g}: {v} ({why})")
+    verdict = ("reproduced" if all(v == "reproduced" for v in vs) else
+               "contradicted" if any(v == "contradicted" for v in vs) else "inconclusive")
+    main = pi.iloc[0] if len(pi) else pii.iloc[0]
+    return _row("C4", form, text=text, statistic=stat, effect=float(main.effect), ci_lo=float(main.ci_lo),
+                ci_hi=float(main.ci_hi), threshold=float(main.null), p_value=max(ps), n=int(parts["n"].max()),
+                verdict=verdict,
+                reason=(f"pair kind {kind}{' (host form: two core groups)' if kind == 'cpu+cpu' else ''}; "
+                        + "; ".join(reasons) + "; both parts must hold for 'reproduced', either contradicted gives "
+                        "'contradicted'"))
+
+
+CLAIM_COLS = ["claim", "form", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "n", "paper_value",
+              "verdict", "reason", "threshold", "direction", "primary"]
+
+
+def claims_table(d: pd.DataFrame, absent: pd.DataFrame, parts: pd.DataFrame | None = None, n_boot: int = 2000,
+                 seed: int = 0, idle_threshold: float = 0.5) -> pd.DataFrame:
+    """C2, C3, C4 and C9 (a): the paper's form on the CPU+GPU pair, the host form on two
+    CPU core groups (its own rows, ``form = host``). Where the CPU+GPU pair was not measured
+    the paper-form rows are ``not measurable`` with the reason."""
+    rows = []
+    gpu_absent = (absent[absent["pair_kind"] == "cpu+gpu"]["reason"].iloc[0]
+                  if len(absent) and "pair_kind" in absent and (absent["pair_kind"] == "cpu+gpu").any() else "")
+    kinds = set(d["pair_kind"]) if len(d) and "pair_kind" in d else set()
+    for kind in ("cpu+gpu", "cpu+cpu"):
+        g = d[d["pair_kind"] == kind] if kind in kinds else d.iloc[0:0]
+        if g.empty:
+            if kind == "cpu+gpu":
+                why = (f"CPU+GPU absent: {gpu_absent}" if gpu_absent else "the cpu+gpu pair was not measured "
+                       "(not requested, or no data)")
+                for cid in ("C2", "C3", "C4", "C9"):
+                    rows.append(_row(cid, "paper", verdict="not measurable", reason=why,
+                                     **({"threshold": C9_CLEARLY} if cid == "C9" else {})))
+            continue
+        rows += _c2_c3_c9(g, kind, n_boot, seed)
+        p = parts[parts["pair_kind"] == kind] if parts is not None and len(parts) and "pair_kind" in parts \
+            and "p_value" in parts else c4_parts(d, kind, idle_threshold, n_boot, seed)
+        rows.append(_c4(d, kind, p, idle_threshold))
+    out = pd.DataFrame(rows)
+    for c in CLAIM_COLS:
+        if c not in out:
+            out[c] = np.nan if c not in ("direction",) else ""
+    order = {c: i for i, c in enumerate(("C2", "C3", "C4", "C9"))}
+    out = out.assign(_o=out["claim"].map(order), _f=(out["form"] != "paper").astype(int))
+    return out.sort_values(["_o", "_f"], kind="stable")[CLAIM_COLS].reset_index(drop=True)
+
+
+CLAIMS_TABLES = [None, "absent"]
+
+
+def claims_from_tables(read, params: dict[str, Any], seed: int = 0) -> pd.DataFrame | None:
+    """The claims recomputed with the current code from a device folder's tables (``read(table)``;
+    ``None``: the main dataset of timed samples), or None where they are not there."""
+    data = read(None)
+    if data is None or "latency_ms" not in data or "label" not in data:
+        return None
+    d = _measured(data)
+    if d.empty:
+        return None                 # nothing measured here (a phone, a failed run): the stage's own rows stand
+    absent = read("absent")
+    if absent is None or "pair_kind" not in absent:
+        absent = pd.DataFrame(columns=["model", "pair", "pair_kind", "proc_a", "proc_b", "reason"])
+    return claims_table(d, absent, None, int(params.get("n_boot", 2000)), seed, float(params.get("idle_threshold", 0.5)))
 
 
 def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -721,7 +857,8 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     absent = absent[[c for c in ("model", "pair", "pair_kind", "proc_a", "proc_b", "reason") if c in absent]]
     if absent.empty:
         absent = pd.DataFrame(columns=["model", "pair", "pair_kind", "proc_a", "proc_b", "reason"])
-    parts = c4_parts(d, _claim_pair(d), p.get("idle_threshold", 0.5), n_boot, seed)
+    parts = pd.concat([c4_parts(d, k, p.get("idle_threshold", 0.5), n_boot, seed) for k in PAIRS
+                       if len(d) and k in set(d["pair_kind"])] or [c4_parts(d, None)], ignore_index=True)
     tables = {
         "summary": summary_table(d) if len(d) else pd.DataFrame(),
         "ideal": ideal_table(d, n_boot, seed) if len(d) else pd.DataFrame(),

@@ -112,14 +112,66 @@ def _fingerprint(ctx) -> dict[str, Any]:
     return fp
 
 
+def _finding_params(finding: str, profile: str) -> dict[str, Any]:
+    """The finding's section of params.yaml with the device's profile overrides (for a recompute)."""
+    import yaml
+
+    try:
+        sec = dict((yaml.safe_load(paths.PARAMS.read_text()) or {}).get(finding) or {})
+    except Exception:  # noqa: BLE001 - no params file: the finding's defaults
+        return {}
+    over = sec.get(profile) if isinstance(sec.get(profile), dict) else {}
+    base = {k: v for k, v in sec.items() if k not in ("quick", "full", "reference")}
+    return {**base, **over}
+
+
+def recompute_claims(d: explore.DeviceFolder, finding: str) -> tuple[pd.DataFrame | None, str]:
+    """A finding's claims rows recomputed from the device folder's tables with the current
+    code (``claims_from_tables`` of the finding's module), so data measured with older code
+    gets current verdicts; (None, why) where the tables are not there or do not fit."""
+    from study.config import STAGE_MODULES
+
+    try:
+        mod = importlib.import_module(STAGE_MODULES[finding])
+    except Exception as e:  # noqa: BLE001 - a finding that cannot be imported here keeps its stored rows
+        return None, f"module not importable ({type(e).__name__})"
+    fn = getattr(mod, "claims_from_tables", None)
+    if fn is None:
+        return None, "the finding has no recompute"
+    fp = d.fingerprints.get(finding, {})
+    cache: dict[Any, pd.DataFrame | None] = {}
+
+    def read(table):
+        if table not in cache:
+            cache[table] = d.read(finding, table)
+        return None if cache[table] is None else cache[table].copy()
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn(read, _finding_params(finding, str(fp.get("profile") or "quick")), int(fp.get("seed") or 0))
+    except Exception as e:  # noqa: BLE001 - tables of older code without a column: keep the stored rows
+        return None, f"recompute failed ({type(e).__name__}: {str(e)[:120]})"
+    if out is None or not len(out) or "claim" not in out:
+        return None, "the tables it needs are not in the folder"
+    return out, ""
+
+
 def measure(ctx) -> pd.DataFrame:
     """Gather: every finding's claims rows on every device (one row per row written),
-    and a ``no data`` row per finding whose stage produced none on a device."""
+    recomputed from the finding's tables with the current code where it can be
+    (``recomputed``), and a ``no data`` row per finding whose stage produced none on a device."""
     fs = folders(ctx)
     frames = []
     for d in fs:
         for finding in C.findings():
             t = d.read(finding, "claims")
+            if t is not None or d.has(finding):
+                new, why = recompute_claims(d, finding)
+                if new is not None:
+                    t = new.assign(recomputed=True, recompute_note="recomputed from the finding's tables")
+                elif t is not None:
+                    t = t.assign(recomputed=False, recompute_note=f"stored rows ({why})")
             ident = dict(device_label=d.label, device_slug=d.slug, source=d.source, folder=d.folder, finding=finding)
             if t is None:
                 why = (f"stage {finding} produced no data on this device" if not d.has(finding)
@@ -254,16 +306,26 @@ def methods(fs: list[explore.DeviceFolder]) -> pd.DataFrame:
 def analyse(ctx, evidence: pd.DataFrame) -> dict[str, pd.DataFrame]:
     fs = folders(ctx)
     tables_by_dev, missing = per_device_tables(evidence)
-    long = C.evaluate_devices(tables_by_dev, ctx.params.get("alpha", C.ALPHA), missing)
+    alpha = ctx.params.get("alpha", C.ALPHA)
+    info = {d.label: C.device_info(d.fingerprint()) for d in fs}
+    long = C.evaluate_devices(tables_by_dev, alpha, missing, info)
+    host = C.evaluate_devices(tables_by_dev, alpha, missing, info, form="host")
     src = {d.label: d for d in fs}
     long.insert(1, "device_slug", long["device_label"].map(lambda x: src[x].slug if x in src else x))
     long.insert(2, "source", long["device_label"].map(lambda x: src[x].source if x in src else ""))
     mine = this_label(ctx, fs)
+    for df in (host,):
+        df.insert(1, "device_slug", df["device_label"].map(lambda x: src[x].slug if x in src else x))
+        df.insert(2, "source", df["device_label"].map(lambda x: src[x].source if x in src else ""))
     own = long[long["device_label"] == mine].drop(columns=["device_label", "device_slug", "source"])
     tables = {
         "claims": own.reset_index(drop=True),
         "claims_all": long,
         "claims_by_device": C.by_device(long, [d.label for d in fs]),
+        "claims_host": host,
+        "claims_host_by_device": C.by_device(host, [d.label for d in fs]) if len(host) else
+        pd.DataFrame(columns=["claim", "finding", "paper_claim", "paper_value", "paper_setting"]),
+        "sensitivity": C.sensitivity(long),
         "not_measured": not_measured(long, fs, missing),
         "environment": environment(fs),
         "methods": methods(fs),
@@ -359,6 +421,50 @@ def effects_figure(long: pd.DataFrame, devices: list[str]):
                                "test; red dashed: the paper's value)", int((3.2 * ncol + 1.0) * 13)), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def sensitivity_figure(sens: pd.DataFrame, devices: list[str]):
+    """Each measured claim's verdict (by its interval and the declared margin) across the
+    range of thresholds the registry declares; the declared threshold is outlined."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from study import plotting
+
+    ids = [c for c in C.CLAIMS if C.CLAIMS[c].sensitivity]
+    rows = [(d, cid) for d in devices for cid in ids if len(sens) and
+            ((sens["device_label"] == d) & (sens["claim"] == cid)).any()]
+    ncol = max((len(C.CLAIMS[c].sensitivity) for c in ids), default=1)
+    fig, ax = plotting.figure(max(5.0, 1.2 * ncol + 3.0), 0.38 * max(len(rows), 1) + 1.6)
+    codes = {v: i for i, v in enumerate(C.VERDICTS)}
+    grid = np.full((max(len(rows), 1), ncol), codes["not measurable"], dtype=float)
+    for i, (d, cid) in enumerate(rows):
+        g = sens[(sens["device_label"] == d) & (sens["claim"] == cid)].reset_index(drop=True)
+        for j, r in g.iterrows():
+            grid[i, j] = codes[r["verdict"]]
+            ax.text(j, i, f"{r['threshold']:g}", ha="center", va="center", fontsize=7,
+                    fontweight="bold" if r["declared"] else "normal")
+            if r["declared"]:
+                ax.add_patch(_rect(j, i))
+    ax.imshow(grid, cmap=ListedColormap([VERDICT_COLORS[v] for v in C.VERDICTS]), vmin=-0.5,
+              vmax=len(C.VERDICTS) - 0.5, aspect="auto")
+    ax.set_yticks(range(max(len(rows), 1)), [f"{cid} on {d}" for d, cid in rows] or ["(no measured claim)"],
+                  fontsize=7)
+    ax.set_xticks([])
+    ax.grid(False)
+    ax.set_title(textwrap.fill("Verdict of each measured claim (paper form) at each threshold of its declared range "
+                               "(cell text: threshold; outlined bold: the declared one; CI rule with the declared "
+                               "margin, Holm not re-run)", 110), fontsize=8)
+    ax.legend(handles=[Patch(color=VERDICT_COLORS[v], label=v) for v in C.VERDICTS[:3]], fontsize=7, ncol=3,
+              loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _rect(j, i):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5, ec="black")
 
 
 # --- each finding's main result, faceted by device ---------------------------------------
@@ -550,7 +656,8 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     fs = folders(ctx)
     devs = [d.label for d in fs]
     long = tables["claims_all"]
-    figs = {"verdicts": verdict_figure(long, devs), "effects": effects_figure(long, devs)}
+    figs = {"verdicts": verdict_figure(long, devs), "effects": effects_figure(long, devs),
+            "sensitivity": sensitivity_figure(tables.get("sensitivity", C.sensitivity(long)), devs)}
     for finding in ("rigor",) + tuple(C.findings()):
         f = faceted_figure(finding, fs)
         if f is not None:
@@ -574,7 +681,7 @@ def write_metrics(ctx, tables: dict[str, pd.DataFrame], root: Path | None = None
     long = tables["claims_all"]
     mj = metrics_file(ctx.device_spec, root)
     mj.parent.mkdir(parents=True, exist_ok=True)
-    mj.write_text(json.dumps(C.metrics(long), indent=2, sort_keys=False) + "\n")
+    mj.write_text(json.dumps(C.metrics(long, tables.get("claims_host")), indent=2, sort_keys=False) + "\n")
     pc = plots_file(ctx.device_spec, root)
     cols = ["claim", "device_label", "source", "verdict", "effect", "ci_lo", "ci_hi", "p_holm", "n"]
     long[cols].rename(columns={"device_label": "device"}).to_csv(pc, index=False, float_format="%.6g")

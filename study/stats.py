@@ -111,3 +111,36 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
         adj[i] = running
     out[ok] = adj
     return out
+
+
+# --------------------------------------------------------------------------- one-sided p-values
+# Resamples of every bootstrap p-value of a claim: the smallest p it can give is 1/(B+1) ~ 1e-4, far below
+# alpha/m for m = 10 claims (0.005), so Holm across claims is never decided by the bootstrap's floor.
+P_RESAMPLES = 10_000
+
+
+def p_resamples(n_boot: int | None = None) -> int:
+    """The number of resamples of a claim's bootstrap p-value: ``n_boot``, at least ``P_RESAMPLES``."""
+    return max(int(n_boot or 0), P_RESAMPLES)
+
+
+def boot_p(reps: Sequence[float], null: float, direction: str = "greater") -> float:
+    """One-sided bootstrap p-value of H1 "effect > null" (``greater``) or "effect < null"
+    (``less``): the share of resampled estimates on the null's side, (k + 1) / (B + 1)."""
+    r = np.asarray(reps, dtype=float)
+    r = r[~np.isnan(r)]
+    if r.size == 0 or null is None or np.isnan(null):
+        return float("nan")
+    k = np.sum(r <= null) if direction == "greater" else np.sum(r >= null)
+    return float((k + 1) / (r.size + 1))
+
+
+def binom_test(k: int, n: int, p0: float, direction: str = "greater") -> tuple[float, float, float]:
+    """Exact one-sided binomial test of a share k/n against ``p0``, with the Clopper-Pearson
+    95% interval: (p-value, lo, hi)."""
+    if n <= 0:
+        return (float("nan"), float("nan"), float("nan"))
+    alt = "greater" if direction == "greater" else "less"
+    p = float(_st.binomtest(int(k), int(n), p0, alternative=alt).pvalue)
+    ci = _st.binomtest(int(k), int(n), p0).proportion_ci(confidence_level=0.95, method="exact")
+    return p, float(ci.low), float(ci.high)

@@ -61,8 +61,9 @@ def rigor_tables(device: str, inside: int = 9) -> dict[str, pd.DataFrame]:
 
 def operator_tables(share: float) -> dict[str, pd.DataFrame]:
     claims = pd.DataFrame([
-        claim_row("C1", "reproduced", share, share, share, representation="tflite graph", primary=True),
-        claim_row("C1", "contradicted", 0.1, 0.1, 0.1, representation="onnx", primary=False),
+        claim_row("C1", "reproduced", share, share - 0.1, share + 0.1, p=1e-4, representation="tflite graph",
+                  primary=True),
+        claim_row("C1", "contradicted", 0.1, 0.05, 0.15, p=0.99, representation="onnx", primary=False),
         claim_row("C2", "inconclusive", 1.85, 1.7, 1.95, representation="tflite graph", primary=True),
         claim_row("C2", "not measurable", reason="gpu: no GPU usable (test)", primary=False),
     ])
@@ -119,7 +120,7 @@ def make_tree(root: Path) -> dict[str, Path]:
     ph = peers / "alice"
     _write(ph, "adb:XYZ", PHONE_SLUG, "rigor", rigor_tables("adb:XYZ"), kind="adb")
     _write(ph, "adb:XYZ", PHONE_SLUG, "frame_reuse", {"claims": pd.DataFrame([
-        claim_row("C8", "contradicted", 1.2, 1.1, 1.3, p=0.5)]),
+        claim_row("C8", "contradicted", 0.05, 0.02, 0.08, p=0.9)]),
         "c8_by_mechanism": pd.DataFrame([dict(mechanism=m, processor="cpu", models="all models", verdict=v,
                                               reduction=r, red_ci_lo=r - 0.1, red_ci_hi=r + 0.1)
                                          for m, v, r in (("frame", "reproduced", 0.6),

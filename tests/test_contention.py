@@ -305,12 +305,22 @@ def test_corun_tables_and_c6_verdicts():
     assert {"frame_ms_p50", "frame_ms_p90", "frame_ms_p99"} <= set(summary.columns)
     v = vs.set_index(["fps", "inference_sut"])
     assert v.loc[(30.0, "cpu/litert"), "increase_pp"] > 40
-    c = F.claims_table(frames, pd.DataFrame(columns=F.cpu_vs_gpu(pd.DataFrame({"measurement": []})).columns), vs,
-                       params).set_index("claim")
-    assert c.loc["C6", "verdict"] == "reproduced"
-    assert "gpu/torch" in c.loc["C6", "text"]          # the paper's case (GPU inference) is the claim row
-    assert c.loc["C6", "ci_lo"] > 5
-    flat = synth_frames({(30.0, "cpu", "idle"): 0.0, (30.0, "cpu", "gpu/torch"): 0.0})
+    empty = pd.DataFrame(columns=F.cpu_vs_gpu(pd.DataFrame({"measurement": []})).columns)
+    c = F.claims_table(frames, empty, vs, params)
+    c6 = c[c.claim == "C6"].set_index("form")
+    # the app drew on the CPU here: GPU inference beside it is not the paper's form (an app on the same GPU)
+    assert c6.loc["paper", "verdict"] == "not measurable" and "same GPU" in c6.loc["paper", "reason"]
+    assert c6.loc["host", "verdict"] == "reproduced" and "cpu/litert" in c6.loc["host", "text"]
+    assert c6.loc["host", "ci_lo"] > 5 and 0 < c6.loc["host", "p_value"] < 0.01
+    # the app drawing on the GPU beside GPU inference: the paper's form decides
+    gframes = synth_frames({(30.0, "gpu", "idle"): 0.0, (30.0, "gpu", "gpu/torch"): 0.5,
+                            (30.0, "cpu", "idle"): 0.0, (30.0, "cpu", "cpu/litert"): 0.6})
+    _, gvs = F.corun_table(gframes, n_boot=300)
+    g6 = F.claims_table(gframes, empty, gvs, params)
+    g6 = g6[g6.claim == "C6"].set_index("form")
+    assert g6.loc["paper", "verdict"] == "reproduced" and "gpu/torch" in g6.loc["paper", "text"]
+    assert g6.loc["host", "verdict"] == "reproduced"
+    flat = synth_frames({(30.0, "gpu", "idle"): 0.0, (30.0, "gpu", "gpu/torch"): 0.0})
     _, vs2 = F.corun_table(flat, n_boot=300)
     c2 = F.claims_table(flat, pd.DataFrame(columns=["form"]), vs2, params).set_index("claim")
     assert c2.loc["C6", "verdict"] == "contradicted" and c2.loc["C6", "effect"] == 0

@@ -429,12 +429,18 @@ def test_summary_pareto_and_comparison_on_synthetic_data():
     assert r["best_frontend"] == "fp16 / litert / cpu"
     assert 1.8 < r["gain_vs_backend"] < 2.2 and r["gain_vs_backend_lo"] > 1.5
     assert r["ratio_vs_single_lo"] <= r["ratio_vs_single"] <= r["ratio_vs_single_hi"] < 0.95
+    # joint = both levels changed (a compressed variant off litert/cpu): never a single-level choice, so the
+    # ratio can exceed 1 (resnet50: fp16 on onnxruntime 45 ms vs fp32 on litert 30 ms)
     r2 = comp.loc["resnet50"]
-    assert r2["best_joint"] == "fp32 / litert / cpu" and r2["ratio_vs_single"] == 1.0
-    cl = F.claims_table(comp.reset_index(), F.pairing_table(s, data, P), P).set_index("model")
-    assert cl.loc["mobilenet_v2", "verdict"] == "reproduced" and bool(cl.loc["mobilenet_v2", "primary"])
-    assert cl.loc["mobilenet_v2", "p_value"] < 0.01 and cl.loc["mobilenet_v2", "direction"] == "less"
-    assert cl.loc["resnet50", "verdict"] == "contradicted" and "itself a single-level" in cl.loc["resnet50", "reason"]
+    assert r2["best_joint"] == "fp16 / onnxruntime / cpu" and r2["ratio_vs_single"] == pytest.approx(1.5, rel=0.05)
+    cl = F.claims_table(comp.reset_index(), F.pairing_table(s, data, P), P)
+    mob = cl[cl.model == "mobilenet_v2"].set_index("form")
+    assert list(mob.index) == ["paper"]                       # candidates on the CPU and the GPU: the paper's form
+    assert mob.loc["paper", "verdict"] == "reproduced" and bool(mob.loc["paper", "primary"])
+    assert mob.loc["paper", "p_value"] < 0.01 and mob.loc["paper", "direction"] == "less"
+    res = cl[cl.model == "resnet50"].set_index("form")        # CPU only: engines stand in, the host form
+    assert res.loc["host", "verdict"] == "contradicted" and "host form" in res.loc["host", "reason"]
+    assert res.loc["paper", "verdict"] == "not measurable"
     assert set(F.CLAIM_COLS) <= set(cl.reset_index().columns)
 
 
@@ -472,7 +478,7 @@ def test_claims_registry_entry_matches():
     comp = F.comparison_table(s, data, P)
     cl = F.claims_table(comp, F.pairing_table(s, data, P), P)
     out = evaluate({"cross_level": cl}).set_index("claim")
-    assert out.loc["C10", "verdict"] in ("reproduced", "inconclusive")      # Holm over one p-value
+    assert out.loc["C10", "verdict"] == "reproduced" and out.loc["C10", "p_holm"] < 0.05
     assert out.loc["C10", "hypothesis"] == f"effect < {1 - P['c10_material']:g}"
 
 

@@ -395,13 +395,18 @@ def test_analyse_and_plot_on_synthetic_data(tmp_path):
                  "contexts", "sensors", "claims"):
         assert name in ctx.written, name
     c = tables["claims"]
-    assert list(c.columns[:11]) == ["claim", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "p_holm",
-                                    "n", "paper_value", "verdict"]
+    assert list(c.columns[:12]) == ["claim", "form", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_value",
+                                    "p_holm", "n", "paper_value", "verdict"]
     assert set(c.claim) == {"C7", "C9"} and c.reason.map(bool).all()
     assert set(c.verdict) <= {"reproduced", "contradicted", "inconclusive", "not measurable"}
     prim = c[(c.claim == "C7") & c.primary].iloc[0]
     assert prim.comparison == "offline_e2e vs ewma" and prim.verdict == "reproduced"
-    assert c[c.claim == "C9"].iloc[0].verdict == "reproduced"
+    # C7's p: one-sided, on block means (the blocks, not the correlated predictions, are the units)
+    assert prim.n < 100 and 0 < prim.p_value < 0.05
+    # the candidates here are CPU core groups and the CPU engine only (the GPU is absent): the host form
+    c9 = c[c.claim == "C9"].set_index("form")
+    assert c9.loc["host", "verdict"] == "reproduced" and 0 < c9.loc["host", "p_value"] < 0.01
+    assert c9.loc["paper", "verdict"] == "not measurable"
     assert "torch/gpu/all: no GPU usable" in prim.reason
     av = tables["availability"]
     assert not av.set_index("candidate").loc["torch/gpu/all", "available"]

@@ -241,13 +241,13 @@ def _configs(ctx, plan, pair, rt, model: str, size: int, prof: dict[str, Any], l
     single = dict(granularity="single", ratio=None, ratio_kind=None)
     add(dict(single, label=f"single:{plan['proc_a']}", processor=plan["proc_a"]),
         lambda: coexec.SingleSession(rt.model_a, rt.x_a, pair.threads_a, cuda=cuda), plan["cores_a"])
+    add(dict(single, label=f"single:{plan['proc_b']}", processor=plan["proc_b"]),
+        lambda: coexec.SingleSession(rt.model_b, rt.x_b, pair.threads_b), plan["cores_b"])
     if not cuda:
         # the host form's fair baseline: the model alone on all the cores the two groups have together
         cores_all = sorted(set(plan["cores_a"]) | set(plan["cores_b"]))
         add(dict(single, label=ALL_CORES, processor="all"),
             lambda: coexec.SingleSession(rt.model_a, rt.x_a, pair.threads_a + pair.threads_b), cores_all)
-    add(dict(single, label=f"single:{plan['proc_b']}", processor=plan["proc_b"]),
-        lambda: coexec.SingleSession(rt.model_b, rt.x_b, pair.threads_b), plan["cores_b"])
     co = dict(processor=plan["pair"])
     if "operator" in p["granularities"]:
         sweep = sorted({float(r) for r in p["ratios"]} | {0.0, 1.0})
@@ -595,9 +595,9 @@ def c4_parts(d: pd.DataFrame, pair_kind: str | None, idle_threshold: float = 0.5
         (at r*) than at frame level (alternating frames): difference of medians per model;
     (ii) coarse granularity leaves a processor idle: at branch level the helper processor b
         computes during less than (1 - idle_threshold) of the inference: its idle share.
-    n_boot = stats.p_resamples(n_boot)
     Each row has a one-sided bootstrap p (at least ``stats.P_RESAMPLES`` resamples)."""
     rng = np.random.default_rng(seed)
+    n_boot = stats.p_resamples(n_boot)
     rows = []
     if pair_kind is None or "overhead_share" not in d:
         return pd.DataFrame(columns=["part", "model", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "n", "null"])
@@ -664,6 +664,8 @@ def _pair_text(first: pd.Series, kind: str) -> str:
     if kind == "cpu+gpu":
         return f"pair {first['pair']} (CPU with {int(first['threads_b'])} threads + CUDA GPU)"
     return (f"host form: pair {first['pair']}, two disjoint CPU core groups ({int(first['threads_a'])} + "
+            f"{int(first['threads_b'])} threads, the second in a worker process), not two processors")
+
 
 def _row(claim: str, form: str, **kw) -> dict[str, Any]:
     c = C.CLAIMS[claim]
@@ -687,8 +689,6 @@ def _c2_c3_c9(g: pd.DataFrame, kind: str, n_boot: int, seed: int) -> list[dict[s
     size = int(first["input_size"])
     rs = float(gm.loc[gm["label"] == "operator:r*", "ratio"].iloc[0]) if co.size else np.nan
     where = f"{m} ({size}x{size}); {_pair_text(first, kind)}"
-            f"{int(first['threads_b'])} threads, the second in a worker process), not two processors")
-
     rows = []
     # ---- C2: measured co-execution at r* over the ideal bound 1/(1/t_a + 1/t_b)
     thr2 = C.CLAIMS["C2"].null

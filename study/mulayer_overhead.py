@@ -182,27 +182,25 @@ def _pinned(cores):
 
 def _profile(ctx, plan, pair, rt, model: str, size: int, runs: int, log: RawLog) -> dict[str, Any]:
     """Per-layer profile (engine at r=0 and r=1) and whole-model single times; reused from
-    the raw log when a killed run measured them already."""
+    the raw log when a killed run measured them already. One record holds the whole profile
+    (written after all of it is measured): a profile cut by a kill is measured again."""
     from study import coexec
 
     key = json.dumps({"pair": plan["pair"], "model": model, "input_size": size, "runs": runs, "env": ctx.env},
                      sort_keys=True, default=str)
-    old = [r for r in log.records() if r.get("profile_key") == key]
-    layers = [r for r in old if r["type"] == "layer"]
-    singles = {r["side"]: r["ms"] for r in old if r["type"] == "single"}
-    if not (layers and {"a", "b"} <= set(singles)):
+    old = [r for r in log.records("profile") if r.get("profile_key") == key]
+    if old:
+        layers, singles = old[-1]["layers"], old[-1]["singles"]
+    else:
         cuda = plan["kind"] == "cpu+gpu"
         with _pinned(plan["cores_a"]):
             layers = coexec.profile_layers(pair, rt, runs)
             sa = coexec.time_runs(coexec.SingleSession(rt.model_a, rt.x_a, pair.threads_a, cuda=cuda), runs)
         with _pinned(plan["cores_b"]):
             sb = coexec.time_runs(coexec.SingleSession(rt.model_b, rt.x_b, pair.threads_b), runs)
-        for r in layers:
-            log.append({"type": "layer", "profile_key": key, "pair": plan["pair"], "model": model, **r})
-        for side, ms in (("a", sa), ("b", sb)):
-            log.append({"type": "single", "profile_key": key, "pair": plan["pair"], "model": model, "side": side,
-                        "ms": ms})
         singles = {"a": sa, "b": sb}
+        log.append({"type": "profile", "profile_key": key, "pair": plan["pair"], "model": model,
+                    "layers": layers, "singles": singles})
     r_star, r_layer, rows = coexec.predict_ratios(layers)
     ta, tb = float(np.median(singles["a"])), float(np.median(singles["b"]))
     return {"r_star": r_star, "r_layer": r_layer, "rows": rows, "t_a": ta, "t_b": tb,

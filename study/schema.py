@@ -227,7 +227,7 @@ def check_section(where: str, section: Any, schema: dict[str, Field], *, partial
         elif field.default is _MISSING:
             raise ParamError(f"{where}.{name}: missing")
         else:
-            out[name] = field.default
+            out[name] = list(field.default) if isinstance(field.default, list) else field.default  # never the schema's own
     return out
 
 

@@ -200,3 +200,100 @@ def test_corun_tables_keep_only_the_finished_attempt():
                        dict(run_key="k2", attempt="b1", frame=0)])
     assert C._done_attempts(df, done).to_dict("records") == [dict(run_key="k1", attempt="a2", frame=0)]
     assert len(C._done_attempts(df.drop(columns="attempt"), done)) == 0   # records of the old format
+
+
+# =========================================================================== the harness-based findings
+QUICK = dict(warmup=1, min_samples=4, max_samples=4, max_seconds=1000.0, rel_ci_halfwidth=0.5, block_size=2,
+             cooldown_s=0.0, below_floors=True)   # min = max: the row count per configuration is fixed
+
+
+def _ctx(finding: str, root: Path, **own):
+    import importlib
+
+    from study.common import context
+
+    mod = importlib.import_module(f"study.{finding}")
+    params = {"device": "local", "profile": "quick", "seed": 3, "harness": dict(QUICK),
+              **{k: f.default for k, f in mod.PARAMS.items()}, **own}
+    ctx = context(finding, params)
+    ctx.data_root, ctx.figures_root = root / "data", root / "figures"
+    return mod, ctx
+
+
+FINDINGS = {
+    "operator_support": dict(models=["mobilenet_v2"], engines=["litert", "onnxruntime"], processors=["cpu"],
+                             profile_repeats=2, profile_runs=1, whole_model=True),
+    "mulayer_overhead": dict(models=["mobilenet_v2"], pairs=["cpu+cpu"], granularities=["operator", "frame"],
+                             ratios=[0.5], input_size=64, profile_runs=1, frames_per_run=2, n_boot=200),
+    "frame_reuse": dict(models=["mobilenet_v2"], clips=["carphone", "bikes"], frames=4, frame_thresholds=[4.0],
+                        region_thresholds=[8.0], warmup_frames=1, memory_frames=2, n_boot=200),
+    "profiling_error": dict(candidates=["litert/cpu/g0", "litert/cpu/all"], scenario_seconds=3.0,
+                            phase_seconds=[1.0, 1.5], burst_seconds=[0.2, 0.4], phase_kinds=["idle", "cpu"],
+                            cpu_competitors=[1, 1], op_runs=1, n_boot=100, block_seconds=1.0, sensor_interval_s=1.0),
+}
+# the rows whose count is fixed: profiling error's scenario trace runs for a time, not a count
+COMPARED = {"profiling_error": lambda d: d[d["part"].isin(["offline", "op_time"])]}
+_REFS: dict[str, pd.DataFrame] = {}
+
+
+def _reference(finding: str, tmp_path_factory) -> pd.DataFrame:
+    if finding not in _REFS:
+        mod, ctx = _ctx(finding, tmp_path_factory.mktemp(f"ref-{finding}"), **FINDINGS[finding])
+        _REFS[finding] = mod.measure(ctx)
+    return _REFS[finding]
+
+
+def _rows_per_configuration(df: pd.DataFrame) -> dict:
+    """Rows per harness configuration, and per (record, model, engine, processor, repeat, clip,
+    mechanism, threshold, granularity) for the rest: whatever of those the finding has."""
+    keys = [c for c in ("record", "model", "engine", "processor", "repeat", "clip", "mechanism", "threshold",
+                        "granularity", "pair", "label") if c in df.columns]
+    out = {}
+    if "config" in df.columns and "label" not in df.columns:  # mulayer: the config holds a measured ratio
+        lat = df[df["config"].notna() & (df["config"].astype(str) != "")]
+        out.update({("config", k): v for k, v in counts(lat, ["config"]).items()})
+        df = df.drop(lat.index)
+    out.update(counts(df.astype({k: str for k in keys}), keys))
+    return out
+
+
+KILLS = {
+    "operator_support": {
+        "between two operator profiles": (lambda p, r: r.get("type") == "op_profile", 2),
+        "mid latency block": (of_type("sample"), 3),
+        "between a block and its done record": (of_type("done"), 1),
+    },
+    "mulayer_overhead": {
+        "between a sample and its breakdown": (of_type("breakdown"), 3),
+        "mid block": (of_type("sample"), 5),
+        "before the profile record": (of_type("profile"), 1),
+    },
+    "frame_reuse": {
+        "mid second group (its frame records in, its group record not)": (of_type("group"), 2),
+    },
+    "profiling_error": {
+        "mid offline block": (lambda p, r: "offline" in p.name and r.get("type") == "sample", 3),
+        "between the offline profiles and the operator times": (of_type("op_time"), 1),
+        "mid scenario": (of_type("segment"), 2),
+    },
+}
+
+
+@needs_models
+@pytest.mark.parametrize("finding,point", [(f, k) for f, ks in KILLS.items() for k in ks])
+def test_finding_resumes_exactly(tmp_path, tmp_path_factory, finding, point):
+    ref = _reference(finding, tmp_path_factory)
+    match, nth = KILLS[finding][point]
+    mod, ctx = _ctx(finding, tmp_path, **FINDINGS[finding])
+    with kill_before(match, nth) as seen, pytest.raises(Killed):
+        mod.measure(ctx)
+    assert seen[0] == nth
+    mod, ctx = _ctx(finding, tmp_path, **FINDINGS[finding])   # a new process: a new context
+    again = mod.measure(ctx)
+    pick = COMPARED.get(finding, lambda d: d)
+    assert _rows_per_configuration(pick(again)) == _rows_per_configuration(pick(ref))
+    if "stop_reason" in again.columns:
+        assert not again["stop_reason"].eq("incomplete").any()
+    if "stop_reason" in again.columns:   # harness rows: each with its latency and its block's readings
+        lat = again[again["stop_reason"].notna() & (again["stop_reason"].astype(str) != "")]
+        assert lat["latency_ms"].notna().all() and lat["cores"].astype(str).ne("").all()

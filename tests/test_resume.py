@@ -297,3 +297,67 @@ def test_finding_resumes_exactly(tmp_path, tmp_path_factory, finding, point):
     if "stop_reason" in again.columns:   # harness rows: each with its latency and its block's readings
         lat = again[again["stop_reason"].notna() & (again["stop_reason"].astype(str) != "")]
         assert lat["latency_ms"].notna().all() and lat["cores"].astype(str).ne("").all()
+
+
+# =========================================================================== rigor: a real SIGKILL mid child run
+RIGOR = dict(models=["mobilenet_v2"], engines=["litert"], processors=["cpu"], core_group="all",
+             sustained_seconds=1.0, burst_seconds=0.2, sensor_interval_s=0.5, between_runs=2, samples_per_run=6,
+             coverage_models=["mobilenet_v2"], coverage_engines=["litert"], coverage_core_groups=["all"])
+
+
+@needs_models
+def test_rigor_killed_mid_child_run_resumes_exactly(tmp_path):
+    """The stage process is SIGKILLed while a between-run child measures: the child dies with it,
+    and the rerun's independent runs have exactly ``samples_per_run`` samples each (the killed
+    child's samples are not resumed into a new run) and the coverage runs their full counts."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from study.datasets import read_table
+
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from pathlib import Path
+        from test_resume import RIGOR, _ctx
+        mod, ctx = _ctx("rigor", Path({str(tmp_path)!r}), **RIGOR)
+        mod.measure(ctx)
+        """)
+    between = tmp_path / "data" / "local" / "raw" / "rigor-between.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=str(ROOT), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if between.exists() and between.read_text().count('"type": "sample"') >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before the kill point"
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        os.kill(proc.pid, signal.SIGKILL)        # the stage process only
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.1)
+    assert children and not any(Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text()
+                                .split(") ", 1)[1][:1] for c in children)          # the child died with it
+    cut = [json.loads(x) for x in between.read_text().splitlines() if '"type": "sample"' in x]
+    assert cut and not any('"type": "complete"' in x for x in between.read_text().splitlines()[-1:])
+
+    mod, ctx = _ctx("rigor", tmp_path, **RIGOR)
+    mod.measure(ctx)
+    aux = tmp_path / "data" / "local" / "rigor"
+    b = read_table(aux / "between_samples.parquet")
+    per_run = b.groupby(["run_id", "model", "engine", "processor"]).size()
+    assert len(per_run) == RIGOR["between_runs"] and (per_run == RIGOR["samples_per_run"]).all()
+    assert not set(b.run_id) & {r["run_id"] for r in cut}                # nothing of the killed run
+    cov = read_table(aux / "coverage_samples.parquet")
+    assert sorted(cov.groupby("run").size()) == [QUICK["max_samples"]] * 2

@@ -139,7 +139,8 @@ def build(data_dir: Path, fig_dir: Path, out: Path, metrics_path: Path | None = 
                  f"<code>{esc(str(made_on.get('study_commit', ''))[:12])}</code>. The paper's values appear only as "
                  "the comparison column and as red reference marks; every other number was measured by this study."
                  "</p>")
-    sections = [("summary", "Summary"), ("claims", "Claims across devices"), ("detail", "Claims per device"),
+    sections = [("summary", "Summary"), ("claims", "Claims across devices"),
+                ("host", "Host forms (never deciding a claim)"), ("detail", "Claims per device"),
                 ("figures", "Figures"), ("not-measured", "What could not be measured, and why"),
                 ("environment", "Environment of each device"), ("methods", "Methods per device"),
                 ("registry", "The paper's claims"), ("provenance", "Provenance")]
@@ -163,6 +164,11 @@ def build(data_dir: Path, fig_dir: Path, out: Path, metrics_path: Path | None = 
                            numeric=["claims", "reproduced", "contradicted", "inconclusive", "not_measurable"]))
         for dev, m in metrics.items():
             cnt = m.get("counts", {})
+            prov = m.get("provenance", {})
+            if prov:
+                parts.append(f"<p class=\"small\"><b>{esc(dev)}</b>: {esc(prov.get('device_class', ''))}; profile "
+                             f"{esc(prov.get('profile', ''))}; {prov.get('independent_runs', 1)} independent run(s) "
+                             "per stage. These verdicts are about this device class only.</p>")
             parts.append(f"<p>On <b>{esc(dev)}</b>: {cnt.get('reproduced', 0)} of {cnt.get('claims', 0)} claims "
                          f"reproduced, {cnt.get('contradicted', 0)} contradicted, {cnt.get('inconclusive', 0)} "
                          f"inconclusive, {cnt.get('not_measurable', 0)} not measurable on this device.</p>")
@@ -182,6 +188,18 @@ def build(data_dir: Path, fig_dir: Path, out: Path, metrics_path: Path | None = 
                            verdict_cols=labels, row_attrs=lambda r: {"data-claim": r["claim"]}))
     else:
         parts.append("<p>No claims table.</p>")
+
+    # --- host forms, apart
+    host_wide = _read(data_dir, "claims_host_by_device")
+    parts.append('<h2 id="host">Host forms (never deciding a claim)</h2><p class="small">What a device without '
+                 "the processors a claim's paper form needs measured instead (two CPU core groups for CPU+GPU, CPU "
+                 "inference beside the app for GPU inference, engines for processors), with its own Holm family. "
+                 "These rows are not the paper's claims.</p>")
+    if len(host_wide):
+        hcols = ["claim", "finding"] + [d for d in labels if d in host_wide.columns]
+        parts.append(table(host_wide, hcols, verdict_cols=labels))
+    else:
+        parts.append("<p>No host-form rows.</p>")
 
     # --- detail per device
     parts.append('<h2 id="detail">Claims per device</h2>')

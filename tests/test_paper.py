@@ -278,3 +278,20 @@ def test_explore_notebook_executes_on_this_checkouts_data(tmp_path, monkeypatch)
     nb = nbformat.read(out, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                 if o.get("output_type") == "error"]
+
+
+def test_rerun_stability_benchmark_compares_two_folders(tree, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rerun_stability", paths.ROOT / "benchmarks" / "rerun_stability.py")
+    rs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rs)
+    out = tmp_path / "rs.json"
+    a, b = tree["data"] / "local", tree["reference"] / S.GPU_SLUG
+    assert rs.main([str(a), str(a), "--out", str(out)]) == 0
+    same = json.loads(out.read_text())
+    assert same["verdict_flips"] == [] and same["covered"] == same["checked"] > 0
+    assert set(same) >= {"runs", "verdict_flips", "covered", "checked", "claims", "host_form"}
+    assert rs.main([str(a), str(b), "--out", str(out)]) == 0
+    diff = json.loads(out.read_text())
+    assert "C3" in diff["verdict_flips"] and diff["claims"]["C1"]["rel_halfwidth"][0] > 0

@@ -230,6 +230,9 @@ FINDINGS = {
     "profiling_error": dict(candidates=["litert/cpu/g0", "litert/cpu/all"], scenario_seconds=3.0,
                             phase_seconds=[1.0, 1.5], burst_seconds=[0.2, 0.4], phase_kinds=["idle", "cpu"],
                             cpu_competitors=[1, 1], op_runs=1, n_boot=100, block_seconds=1.0, sensor_interval_s=1.0),
+    "cross_level": dict(models=["mobilenet_v2"], engines=["litert", "onnxruntime"], processors=["cpu"],
+                        calib_frames=1, fidelity_frames=2, frame_stride=5, clips=["carphone"], n_boot=200,
+                        coexec_models=[]),
 }
 # the rows whose count is fixed: profiling error's scenario trace runs for a time, not a count
 COMPARED = {"profiling_error": lambda d: d[d["part"].isin(["offline", "op_time"])]}
@@ -270,6 +273,9 @@ KILLS = {
     },
     "frame_reuse": {
         "mid second group (its frame records in, its group record not)": (of_type("group"), 2),
+    },
+    "cross_level": {
+        "mid latency block (variants, fidelity and placements before it)": (of_type("sample"), 3),
     },
     "profiling_error": {
         "mid offline block": (lambda p, r: "offline" in p.name and r.get("type") == "sample", 3),

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from study import paths
+from study import paths, stages
 
 
 def _err(msg: str) -> int:
@@ -122,8 +122,8 @@ def cmd_run(args) -> int:
         args.check_device = args.dry_run = False
         args.params = None
         return cmd_validate(args)
-    if args.stage not in paths.NOTEBOOK_OF_STAGE:
-        return _err(f"unknown stage {args.stage!r}; stages: validate, models, {', '.join(paths.NOTEBOOK_OF_STAGE)}")
+    if args.stage not in stages.with_notebook():
+        return _err(f"unknown stage {args.stage!r}; stages: {', '.join(stages.names())}")
     return run_stage(args.stage)
 
 

@@ -128,9 +128,10 @@ def context_from_notebook(finding: str, namespace: dict[str, Any]) -> StageConte
     ``PARAMS`` keys, validated again (a notebook run by hand gets the same checks)."""
     import importlib
 
-    from study.config import COMMON_KEYS, STAGE_MODULES, check_section
+    from study import stages
+    from study.config import COMMON_KEYS, check_section
 
-    mod = importlib.import_module(STAGE_MODULES[finding])
+    mod = importlib.import_module(stages.module_of(finding))
     own = check_section(finding, {k: namespace[k] for k in mod.PARAMS if k in namespace}, mod.PARAMS)
     params = {k: namespace[k] for k in COMMON_KEYS}
     ctx = context(finding, {**params, **own})

@@ -33,21 +33,11 @@ from typing import Any, Sequence
 
 import yaml
 
-from study import paths, schema
+from study import paths, schema, stages
 from study.schema import COMMON_KEYS, PROCESSORS, PROFILES, Field, ParamError, check_section  # noqa: F401 (re-exported)
 
-# stage -> module that declares check_params(resolved, params) for cross-field checks
-STAGE_MODULES = {
-    "models": "study.models.export",
-    "rigor": "study.rigor",
-    "operator_support": "study.operator_support",
-    "mulayer_overhead": "study.mulayer_overhead",
-    "contention": "study.contention",
-    "profiling_error": "study.profiling_error",
-    "frame_reuse": "study.frame_reuse",
-    "cross_level": "study.cross_level",
-    "paper": "study.paper",
-}
+# stage -> module that declares check_params(resolved, params) for cross-field checks (study.stages)
+STAGE_MODULES = {name: stages.module_of(name) for name in stages.with_section()}
 
 
 # ---------------------------------------------------------------------------- reading

@@ -1028,8 +1028,7 @@ def measure_phone(ctx) -> pd.DataFrame:
     ``method``). ONNX Runtime, PyTorch and the co-execution pairings say why not."""
     import os
 
-    from study import paths, phone
-    from study.devices.adb import PHONE_SUPPORT
+    from study import paths, phone, stages
     from study.engines.base import captured_native_stderr
     from study.engines.tflite_benchmark import BenchConfig, TFLiteBenchmarkEngine
 
@@ -1054,7 +1053,7 @@ def measure_phone(ctx) -> pd.DataFrame:
         if m in p["coexec_models"]:
             for v in PAIRINGS:
                 rows.append(dict(record="absent", **_unit(m, v, COEXEC_ENGINE, "cpu+gpu"), available=False,
-                                 reason="not measurable on a phone: " + PHONE_SUPPORT["mulayer_overhead"][1]))
+                                 reason="not measurable on a phone: " + stages.get("mulayer_overhead").phone_why))
         if "litert" not in engines:
             continue
         try:

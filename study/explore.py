@@ -31,10 +31,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from study import datasets, paths
+from study import datasets, paths, stages
 
 PEERS = paths.PEERS                  # peers/<name>/<device>/...: a peer's shared data (DVC-tracked)
-FINDINGS = tuple(s for s in paths.NOTEBOOK_OF_STAGE if s != "paper")
+FINDINGS = stages.findings()
 SOURCE_ORDER = {"this machine": 0, "reference": 1}
 
 

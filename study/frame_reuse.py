@@ -45,7 +45,7 @@ cannot run here, with the reason) and ``error`` (a group that failed, with the e
 
 On a phone (``device=adb:SERIAL``) nothing is measured: reuse decides per frame in Python
 around each inference, and a phone runs only ``benchmark_model`` (``study.phone``,
-``PHONE_SUPPORT``). The stage still writes its outputs: one ``absent`` row per model x
+``study.stages``). The stage still writes its outputs: one ``absent`` row per model x
 processor x clip with that reason, the C8 claim as ``not measurable``, a figure saying so,
 and its raw log.
 """

@@ -34,7 +34,7 @@ images on a 2-core host; the reference profile uses the standard sizes.
 
 On a phone (``device=adb:SERIAL``) nothing is measured: co-execution is ``study.coexec``, a
 PyTorch engine in Python processes, and a phone runs only ``benchmark_model``
-(``study.phone``, ``PHONE_SUPPORT``). The stage still writes its outputs: one absent row per
+(``study.phone``, ``study.stages``). The stage still writes its outputs: one absent row per
 model x pair with that reason, C3 and C4 as ``not measurable``, a figure saying so, its raw logs.
 """
 from __future__ import annotations

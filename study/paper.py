@@ -31,13 +31,13 @@ import math
 import textwrap
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from study import claims as C
-from study import explore, paths
+from study import explore, paths, stages
 from study.schema import STAGES
 
 FINDING = "paper"
@@ -129,10 +129,8 @@ def recompute_claims(d: explore.DeviceFolder, finding: str) -> tuple[pd.DataFram
     """A finding's claims rows recomputed from the device folder's tables with the current
     code (``claims_from_tables`` of the finding's module), so data measured with older code
     gets current verdicts; (None, why) where the tables are not there or do not fit."""
-    from study.config import STAGE_MODULES
-
     try:
-        mod = importlib.import_module(STAGE_MODULES[finding])
+        mod = importlib.import_module(stages.module_of(finding))
     except Exception as e:  # noqa: BLE001 - a finding that cannot be imported here keeps its stored rows
         return None, f"module not importable ({type(e).__name__})"
     fn = getattr(mod, "claims_from_tables", None)
@@ -574,39 +572,23 @@ def _panel_frame_reuse(ax, tables: dict[str, pd.DataFrame]) -> bool:
     return True
 
 
-# finding -> (tables it needs, title, y label, panel function(ax, tables) -> drew anything)
-PANELS: dict[str, tuple[list[str], str, str, Callable[..., bool]]] = {
-    "rigor": (["coverage_summary"], "Rerun medians inside the first run's interval (dotted: 90% target)",
-              "share of configurations", _panel_rigor),
-    "operator_support": (["coexec"], "Operators a channel-wise CPU+GPU split cannot split (tflite graph; dotted: C1 "
-                         "threshold)", "share of runtime operators", _panel_operator_support),
-    "mulayer_overhead": (["slowdown"], "Best channel-wise co-execution over the best single processor, per model "
-                         "(> 1: slower)", "latency ratio (95% CI)", _panel_mulayer_overhead),
-    "contention": (["slowdown"], "Slowdown with competitors of the processor's own kind on its cores (C5 form)",
-                   "latency / no competitors", _panel_contention),
-    "profiling_error": (["errors"], "Prediction error of offline (blue) and runtime (orange) latency estimates "
-                        "on the dynamic trace", "MAPE (%), 95% CI", _panel_profiling_error),
-    "frame_reuse": (["c8_by_mechanism"], "Latency reduction of frame reuse at the best qualifying point "
-                    "(colour: verdict; dotted: C8 threshold)", "latency reduction", _panel_frame_reuse),
-}
-
-
 def panel_spec(finding: str):
-    """A finding's panel: ``PANELS``, or the finding module's own ``PAPER_TABLES`` +
-    ``paper_panel(ax, tables) -> bool`` (+ optional ``PAPER_TITLE``, ``PAPER_YLABEL``)."""
-    if finding in PANELS:
-        return PANELS[finding]
-    from study.config import STAGE_MODULES
-
-    try:
-        mod = importlib.import_module(STAGE_MODULES[finding])
-    except Exception:  # noqa: BLE001 - a finding not built (or not importable here) has no panel
+    """A finding's panel: its ``study.stages`` entry's ``Panel`` (tables, title, y label) drawn
+    by ``_panel_<finding>`` here or by the finding module's own ``paper_panel(ax, tables) ->
+    bool``; None where it has neither."""
+    spec = stages.BY_NAME[finding].panel if finding in stages.BY_NAME else None
+    if spec is None:
         return None
-    fn = getattr(mod, "paper_panel", None)
+    fn = globals().get(f"_panel_{finding}")
     if fn is None:
-        return None
-    return (list(getattr(mod, "PAPER_TABLES", ["claims"])), getattr(mod, "PAPER_TITLE", finding),
-            getattr(mod, "PAPER_YLABEL", ""), fn)
+        try:
+            mod = importlib.import_module(stages.module_of(finding))
+        except Exception:  # noqa: BLE001 - a finding not built (or not importable here) has no panel
+            return None
+        fn = getattr(mod, "paper_panel", None)
+        if fn is None:
+            return None
+    return list(spec.tables), spec.title, spec.ylabel, fn
 
 
 def faceted_figure(finding: str, fs: list[explore.DeviceFolder]):

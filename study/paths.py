@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from study import stages
+
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
 DVC_YAML = ROOT / "dvc.yaml"
@@ -21,18 +23,8 @@ REFERENCE = DATA / "reference"
 ASSETS = Path(__file__).resolve().parent / "assets"
 PEERS = ROOT / "peers"          # peers' datasets: peers/<name>/<device>/... (DVC-tracked)
 METRICS = ROOT / "metrics"      # dvc metrics files written by the paper stage
+VALIDATED = DATA / "params"     # data/params/<stage>.json: what the validate stage checked and resolved
 
-# One finding = one module + one notebook + one stage, all sharing one name.
-NOTEBOOK_OF_STAGE = {
-    "rigor": "00_rigor.ipynb",
-    "operator_support": "01_operator_support.ipynb",
-    "mulayer_overhead": "02_mulayer_overhead.ipynb",
-    "contention": "03_contention.ipynb",
-    "profiling_error": "04_profiling_error.ipynb",
-    "frame_reuse": "05_frame_reuse.ipynb",
-    "cross_level": "06_cross_level.ipynb",
-    "paper": "99_paper.ipynb",
-}
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -60,18 +52,6 @@ def raw_log(device_spec: str, finding: str, root: Path = DATA) -> Path:
     return device_data(device_spec, root) / "raw" / f"{finding}.jsonl"
 
 
-def fingerprint_file(device_spec: str, root: Path = DATA) -> Path:
-    return device_data(device_spec, root) / "fingerprint.json"
-
-
-VALIDATED = DATA / "params"
-
-
-def validated_params(stage: str, root: Path = VALIDATED) -> Path:
-    """Parameters of a stage as the ``validate`` stage checked and resolved them."""
-    return root / f"{stage}.json"
-
-
 def aux_dir(device_spec: str, finding: str, root: Path = DATA) -> Path:
     """Further tables of a finding (summaries, placements, tests, fingerprint)."""
     return device_data(device_spec, root) / finding
@@ -83,11 +63,11 @@ def figures_dir(device_spec: str, finding: str | None = None, root: Path = FIGUR
 
 
 def executed_notebook(device_spec: str, stage: str) -> Path:
-    return NOTEBOOKS / "executed" / device_dirname(device_spec) / NOTEBOOK_OF_STAGE[stage]
+    return NOTEBOOKS / "executed" / device_dirname(device_spec) / stages.notebook_of(stage)
 
 
 def source_notebook(stage: str) -> Path:
-    return NOTEBOOKS / NOTEBOOK_OF_STAGE[stage]
+    return NOTEBOOKS / stages.notebook_of(stage)
 
 
 def ensure_parent(path: Path) -> Path:

@@ -44,7 +44,7 @@ What to call, per kind of measurement:
 * **frame drops of a co-running app** -- ``phone.frame_trace(ctx, seconds, during)``:
   ``dumpsys gfxinfo <adb.gfxinfo_package>`` reset, then polled (framestats) while
   ``during()`` runs (e.g. a ``phone.block`` with ``min_secs``); per-frame rows.
-* **a finding a phone cannot run** (``PHONE_SUPPORT[finding][0] is None``) -- still leaves
+* **a finding a phone cannot run** (its ``study.stages`` entry's ``phone`` is None) -- still leaves
   every DVC output: ``phone.unsupported_rows`` (the dataset: what was not measured and why),
   ``phone.not_measurable_claims`` (claims table), ``phone.notice_figure`` (PNG+PDF),
   ``phone.close_raw_logs`` (the stage's raw logs exist, with the reason).
@@ -79,9 +79,9 @@ def is_phone(obj) -> bool:
 
 def support(finding: str) -> tuple[str | None, str]:
     """(how a phone runs ``finding`` or None, and the sentence saying how / why not)."""
-    from study.devices.adb import PHONE_SUPPORT
+    from study import stages
 
-    return PHONE_SUPPORT.get(finding, (None, f"{finding} has no phone path"))
+    return stages.phone_support(finding)
 
 
 def unsupported_reason(finding: str, device_spec: str = "") -> str:

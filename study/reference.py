@@ -26,10 +26,9 @@ import traceback
 from pathlib import Path
 
 from study import paths
+from study import stages as study_stages
 from study.config import ParamError, load_params, resolve
 
-ORDER = ("rigor", "operator_support", "mulayer_overhead", "contention", "profiling_error", "frame_reuse",
-         "cross_level")
 MAX_TABLE_BYTES = 2_000_000   # larger tables are raw traces: kept out of git
 
 
@@ -47,7 +46,7 @@ def stage_states(out: Path) -> dict[str, str]:
     logs), ``failed`` (finished with an error) or ``not started``."""
     stages = load_report(out).get("stages", {})
     states = {}
-    for stage in ORDER:
+    for stage in study_stages.findings():
         rec = stages.get(stage)
         if rec is None:
             states[stage] = "not started"
@@ -63,7 +62,6 @@ def stage_states(out: Path) -> dict[str, str]:
 def run_reference(out: Path, profile: str = "reference", stages: list[str] | None = None,
                   overrides: dict | None = None, force: bool = False) -> dict:
     from study.common import context
-    from study.config import STAGE_MODULES
 
     params = load_params()
     params["profile"] = profile
@@ -87,7 +85,7 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
               "stages": previous.get("stages", {})}
     if previous.get("device_slug"):
         report["device_slug"] = previous["device_slug"]
-    for stage in stages or ORDER:
+    for stage in stages or study_stages.findings():
         done = report["stages"].get(stage, {})
         if done.get("ok") and not force:
             print(f"== {stage}: complete in an earlier window, skipped", flush=True)
@@ -99,7 +97,7 @@ def run_reference(out: Path, profile: str = "reference", stages: list[str] | Non
                                    "windows": done.get("windows", 0) + 1}
         (out / "reference_run.json").write_text(json.dumps(report, indent=2))
         try:
-            mod = importlib.import_module(STAGE_MODULES[stage])
+            mod = importlib.import_module(study_stages.module_of(stage))
             resolved = resolve(stage, params)
             ctx = context(stage, resolved)
             ctx.data_root = out / "data"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from study import claims as C
-from study import paths, stats
+from study import stages, stats
 
 
 def row(claim, verdict, effect=np.nan, lo=np.nan, hi=np.nan, p=np.nan, reason="r", **extra):
@@ -40,7 +40,7 @@ def test_registry_covers_the_paper():
     assert list(C.CLAIMS) == [f"C{i}" for i in range(1, 11)]
     for c in C.CLAIMS.values():
         assert c.text and c.statistic and c.paper_value
-        assert c.finding in paths.NOTEBOOK_OF_STAGE, c
+        assert c.finding in stages.with_notebook(), c
         assert c.direction in ("greater", "less", "all hold")
         assert (c.null is None) == (c.direction == "all hold")
     assert C.CLAIMS["C1"].reference == {"paper 48%": 0.48}

@@ -10,14 +10,14 @@ import nbformat
 import pytest
 import yaml
 
-from study import paths
-from study.config import COMMON_KEYS, STAGE_MODULES
+from study import paths, stages
+from study.config import COMMON_KEYS
 
-STAGES = sorted(paths.NOTEBOOK_OF_STAGE)
+STAGES = stages.with_notebook()
 
 
-def test_every_stage_with_a_module_has_a_notebook():
-    assert set(STAGES) == set(STAGE_MODULES) - {"models"}
+def test_every_notebook_belongs_to_a_stage():
+    assert {p.name for p in paths.NOTEBOOKS.glob("[0-9]*.ipynb")} == {stages.notebook_of(s) for s in STAGES}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -32,7 +32,7 @@ def test_stage_notebook_follows_the_contract(stage):
     assert len(tagged) == 1
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     assert not any("def " in c.source for c in code)
-    fields = importlib.import_module(STAGE_MODULES[stage]).PARAMS
+    fields = importlib.import_module(stages.module_of(stage)).PARAMS
     assert set(pm.inspect_notebook(str(path))) == set(COMMON_KEYS) | set(fields)
     ns: dict = {}
     exec(tagged[0].source, ns)  # noqa: S102 - our own notebook's literal parameters

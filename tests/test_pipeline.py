@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from study import paths
+from study import paths, stages as registry
 
 pytestmark = pytest.mark.integration
 VENV_BIN = Path(sys.executable).parent
@@ -82,7 +82,7 @@ def test_every_stage_writes_its_outputs(reproduced):
         assert all(f.with_suffix(".pdf").exists() for f in figs), f"{stage}: PNG without PDF"
         fp = json.loads((repo / "data" / dev / stage / "fingerprint.json").read_text())
         assert fp["device"] == dev and fp["libraries"]
-        nb = nbformat.read(repo / "notebooks/executed" / dev / paths.NOTEBOOK_OF_STAGE[stage], as_version=4)
+        nb = nbformat.read(repo / "notebooks/executed" / dev / registry.notebook_of(stage), as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, f"{stage}: error cells in the executed notebook"

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from study import reference as R
+from study import stages as registry
 
 
 class WindowEnd(BaseException):
@@ -45,8 +46,10 @@ class _Stage:
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
+    import dataclasses
+
     import study.common
-    import study.config
+    import study.stages
 
     stages = {"rigor": _Stage("rigor", 3, None), "contention": _Stage("contention", 5, 2)}
     mods = {}
@@ -56,7 +59,8 @@ def fake(monkeypatch, tmp_path):
         sys.modules[mod.__name__] = mod
         mods[name] = mod.__name__
     slug = {"value": "nvidia-h100"}
-    monkeypatch.setattr(study.config, "STAGE_MODULES", mods)
+    for name, mod in mods.items():
+        monkeypatch.setitem(study.stages.BY_NAME, name, dataclasses.replace(study.stages.BY_NAME[name], module=mod))
     monkeypatch.setattr(R, "load_params", lambda: {})
     monkeypatch.setattr(R, "resolve", lambda stage, params: {})
     monkeypatch.setattr(study.common, "context",
@@ -71,7 +75,8 @@ def test_windows_add_up_to_one_run(fake, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(WindowEnd):
         R.run_reference(out, stages=["rigor", "contention"])
-    assert R.stage_states(out) == {**{s: "not started" for s in R.ORDER}, "rigor": "complete", "contention": "cut"}
+    assert R.stage_states(out) == {**{s: "not started" for s in registry.findings()},
+                                     "rigor": "complete", "contention": "cut"}
     raw = out / "data" / "local" / "raw" / "contention.jsonl"
     assert len(raw.read_text().splitlines()) == 2
     # promotion after the first window: the complete stage only

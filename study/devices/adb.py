@@ -160,26 +160,6 @@ def _verified_binary(self: AdbSettings) -> Path:
 AdbSettings.verified_binary = _verified_binary  # type: ignore[attr-defined]
 
 
-# =========================================================================== findings on a phone
-# finding -> (how a phone runs it, or None if it cannot) and the reason. Findings read this to
-# write 'not measurable' rows with the reason on adb devices; docs/phones.md shows it.
-PHONE_SUPPORT: dict[str, tuple[str | None, str]] = {
-    "operator_support": ("litert-benchmark", "delegated vs total nodes per delegate (GPU, NNAPI, XNNPACK) from "
-                         "benchmark_model's delegate log line; per-operator placement from --enable_op_profiling node "
-                         "indices; per-operator time of fallback operators and of each delegate partition"),
-    "contention": ("litert-benchmark", "benchmark_model on CPU/GPU/NPU with competitor processes on the phone "
-                   "(cpu, memory, gpu kinds, pinned with taskset, always ended); C6 from dumpsys gfxinfo of the "
-                   "co-running app named in adb.gfxinfo_package"),
-    "profiling_error": ("litert-benchmark", "offline profiles (idle benchmark_model runs, op profiling) against runtime "
-                        "blocks under phone competitors; block means, not single inferences"),
-    "cross_level": ("litert-benchmark", "compressed .tflite variants built on the host, timed on the phone's CPU/GPU/NPU"),
-    "mulayer_overhead": (None, "channel-wise CPU+GPU co-execution is study.coexec, a PyTorch engine running in Python "
-                         "processes; a phone has no Python, and benchmark_model cannot split a layer across processors"),
-    "frame_reuse": (None, "per-frame reuse decisions run in Python around each inference (change detection, cached "
-                    "features in PyTorch); benchmark_model only times whole-model runs on random inputs"),
-}
-
-
 # =========================================================================== parsers (pure)
 _GETPROP = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
 
@@ -1096,6 +1076,6 @@ def competitors(phone: AdbDevice, kind: str, n: int, cores: Sequence[int] | None
         yield pool
 
 
-__all__ = ["ADB_PARAMS", "PHONE_SUPPORT", "AdbCompetitorPool", "AdbDevice", "AdbDeviceError", "AdbDisconnected", "AdbSettings",
+__all__ = ["ADB_PARAMS", "AdbCompetitorPool", "AdbDevice", "AdbDeviceError", "AdbDisconnected", "AdbSettings",
            "AdbTimeoutError", "BenchmarkBinaryError", "CompetitorError", "check_adb_params", "competitors",
            "list_devices", "parse_gfxinfo", "parse_getprop", "parse_server"]

@@ -1219,6 +1219,73 @@ def _p_against(data, r, thr: float, n_boot: int, seed: int) -> float:
     return _boot_p((a - b) * 100, thr)
 
 
+def claims_of(data: pd.DataFrame, contrast: pd.DataFrame, vs_idle: pd.DataFrame, slowdown: pd.DataFrame,
+              p: dict[str, Any], n_boot: int, seed: int, on_phone: bool) -> pd.DataFrame:
+    """C5 and C6 from the tidy dataset and its analysis tables; on a phone the app's frame
+    rate is the display's and the rows say how the phone was measured."""
+    if not on_phone:
+        return claims_table(data, contrast, vs_idle, p, n_boot, seed)
+    fr = data[data["measurement"] == "frame"] if "measurement" in data else data.iloc[:0]
+    fps = fr["fps"].dropna() if "fps" in fr else pd.Series(dtype=float)
+    claim_p = {**p, "claim_fps": float(fps.mode().iloc[0])} if len(fps) else p  # the display's rate
+    notes = phone_notes(data, slowdown)
+    claims = claims_table(data, contrast, vs_idle, claim_p, n_boot, seed, dsp_note=notes.get("dsp"))
+    for c in ("C5", "C6"):
+        if not notes[c]:
+            continue
+        sel = claims["claim"] == c
+        claims.loc[sel, "reason"] = claims.loc[sel, "reason"].astype(str) + "; " + notes[c]
+        claims.loc[sel, "text"] = claims.loc[sel, "text"].astype(str).str.replace(
+            f", app drawing on the {PHONE_RENDER}", f", {PHONE_RENDER}", regex=False)
+    return claims
+
+
+def _measured_on_phone(data: pd.DataFrame) -> bool:
+    """A phone's dataset: benchmark_model per-call means (``aggregate``) or the phone's app."""
+    if "aggregate" in data and data["aggregate"].map(lambda v: v is True or v == 1 or str(v) == "True").any():
+        return True
+    return any(col in data and (data[col].astype(str) == PHONE_RENDER).any() for col in ("render", "processor"))
+
+
+def _stored_flags(data: pd.DataFrame) -> pd.DataFrame:
+    """The dataset as the stage had it: flags of rows that mix with NaN (``missed``,
+    ``skipped``, ...) are stored as JSON text ("true"/"false") by ``datasets.write_table``."""
+    data = data.copy()
+    text = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    for c in ("missed", "skipped", "available", "aggregate"):
+        if c in data and (data[c].dtype == object or pd.api.types.is_string_dtype(data[c])):
+            data[c] = data[c].astype(object).map(
+                lambda v: text.get(v.strip().lower(), v) if isinstance(v, str) else (None if pd.isna(v) else v))
+    return data
+
+
+CLAIMS_TABLES = [None]
+
+
+def claims_from_tables(read, params: dict[str, Any], seed: int = 0) -> pd.DataFrame | None:
+    """C5 and C6 recomputed with the current code from the tidy dataset (``read(None)``:
+    latencies under competitors, the co-running app's frames), or None where it is not there."""
+    data = read(None)
+    if data is None or "measurement" not in data:
+        return None
+    data = _stored_flags(data)
+    p = {**{k: f.default for k, f in PARAMS.items()}, **params}
+    n_boot = int(p.get("n_boot") or 2000)
+    lat = latency_rows(data)
+    need_lat = {"model", "sut", "kind", "competitor_cores", "n_competitors", "latency_ms"}
+    if len(lat) and not need_lat <= set(lat.columns):
+        return None
+    fr = data[data["measurement"] == "frame"]
+    if len(fr) and not {"fps", "render", "inference_sut", "inference_model", "run", "frame", "missed", "skipped",
+                        "frame_ms", "lateness_ms"} <= set(fr.columns):
+        return None
+    contrast = cpu_vs_gpu(data, stats.p_resamples(n_boot), seed)
+    _, vs_idle = corun_table(data, n_boot, seed)
+    on_phone = _measured_on_phone(data)
+    slowdown = slowdown_table(data, n_boot, seed) if on_phone else pd.DataFrame()
+    return claims_of(data, contrast, vs_idle, slowdown, p, n_boot, seed, on_phone)
+
+
 # =========================================================================== analyse / plot / run
 def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     p = ctx.params
@@ -1236,23 +1303,8 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables["interaction_tests"] = tests
     tables["cpu_vs_gpu"] = cpu_vs_gpu(data, stats.p_resamples(n_boot), seed)   # C5's p: >= 10,000 resamples
     tables["corun"], tables["corun_vs_idle"] = corun_table(data, n_boot, seed)
-    if phone.is_phone(ctx):
-        fr = data[data["measurement"] == "frame"] if "measurement" in data else data.iloc[:0]
-        fps = fr["fps"].dropna() if "fps" in fr else pd.Series(dtype=float)
-        claim_p = {**p, "claim_fps": float(fps.mode().iloc[0])} if len(fps) else p  # the display's rate
-        notes = phone_notes(data, tables["slowdown"])
-        claims = claims_table(data, tables["cpu_vs_gpu"], tables["corun_vs_idle"], claim_p, n_boot, seed,
-                              dsp_note=notes.get("dsp"))
-        for c in ("C5", "C6"):
-            if not notes[c]:
-                continue
-            sel = claims["claim"] == c
-            claims.loc[sel, "reason"] = claims.loc[sel, "reason"].astype(str) + "; " + notes[c]
-            claims.loc[sel, "text"] = claims.loc[sel, "text"].astype(str).str.replace(
-                f", app drawing on the {PHONE_RENDER}", f", {PHONE_RENDER}", regex=False)
-        tables["claims"] = claims
-    else:
-        tables["claims"] = claims_table(data, tables["cpu_vs_gpu"], tables["corun_vs_idle"], p, n_boot, seed)
+    tables["claims"] = claims_of(data, tables["cpu_vs_gpu"], tables["corun_vs_idle"], tables["slowdown"], p, n_boot,
+                                 seed, phone.is_phone(ctx))
     for name, df in tables.items():
         ctx.write(df, table=name)
     return tables

@@ -128,9 +128,14 @@ def cmd_run(args) -> int:
 
 
 def cmd_models(args) -> int:
+    from study.config import ParamError, resolve
     from study.models.export import main
 
-    return main()
+    try:
+        section = resolve("models")
+    except ParamError as e:
+        return _err(str(e))
+    return main(section)
 
 
 def cmd_devices(args) -> int:

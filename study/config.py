@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import yaml
 
 from study import paths, schema, stages
+from study.swap import scratch_pair, swap_in
 from study.schema import COMMON_KEYS, PROCESSORS, PROFILES, Field, ParamError, check_section  # noqa: F401 (re-exported)
 
 # stage -> module that declares check_params(resolved, params) for cross-field checks (study.stages)
@@ -273,35 +274,6 @@ def write_validated(resolved: dict[str, dict[str, Any]], folder: Path) -> None:
     swap_in(new, folder, old)
 
 
-def scratch_pair(folder: Path) -> tuple[Path, Path]:
-    """A new empty folder beside ``folder`` to build in and a name to move the previous one to,
-    both private to this process; those a dead process left behind are removed."""
-    import shutil
-
-    for d in folder.parent.glob(f".{folder.name}.*-*"):
-        pid = d.name.rpartition("-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
-            shutil.rmtree(d, ignore_errors=True)
-    new = folder.with_name(f".{folder.name}.new-{os.getpid()}")
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    for d in (new, old):
-        if d.exists():
-            shutil.rmtree(d)
-    new.mkdir(parents=True)
-    return new, old
-
-
-def swap_in(new: Path, folder: Path, old: Path) -> None:
-    """``new`` becomes ``folder`` (the previous ``folder`` removed): two renames on one file system."""
-    import shutil
-
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(new, folder)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 __all__ = ["COMMON_KEYS", "PROCESSORS", "PROFILES", "STAGE_MODULES", "Field", "ParamError", "adb_section", "check_models",
-           "check_section", "configured_models", "device_core_groups", "load_params", "resolve", "scratch_pair",
-           "stage_section", "swap_in", "validate_all", "validate_common", "write_validated"]
+           "check_section", "configured_models", "device_core_groups", "load_params", "resolve",
+           "stage_section", "validate_all", "validate_common", "write_validated"]

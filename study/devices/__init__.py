@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import re
 
-from study.devices.base import UNAVAILABLE, Device, Processor, unavailable
+from study.devices.base import UNAVAILABLE, Device, DeviceError, Processor, unavailable
 
 DEVICE_SPEC = re.compile(r"^(local|adb(:[A-Za-z0-9._:-]+)?)$")
-
-
-class DeviceError(ValueError):
-    """A device spec that names no reachable device."""
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:

@@ -42,9 +42,8 @@ from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
-from study.schema import ADB, ParamError, check_section
-from study.devices import DeviceError
-from study.devices.base import Device, Processor, now_iso, unavailable
+from study.schema import ADB, check_section
+from study.devices.base import Device, DeviceError, Processor, now_iso, unavailable
 from study.devices.local import split_core_groups
 
 q = shlex.quote
@@ -76,13 +75,16 @@ class AdbSettings:
         ``HETERO_ADB_SERVER`` (host:port, a per-process override: tests, fleet hosts) before
         ``adb.server``, before ``ANDROID_ADB_SERVER_HOST``/``ANDROID_ADB_SERVER_PORT``
         (adb's own variables), before ``127.0.0.1:5037``."""
-        if params is None:
-            from study.config import load_params
+        if params is None:  # the file as it is (validate checks it; here only the adb section counts)
+            import yaml
+
+            from study.paths import PARAMS
 
             try:
-                params = load_params()
-            except ParamError:
+                params = yaml.safe_load(PARAMS.read_text())
+            except (OSError, yaml.YAMLError):
                 params = {}
+            params = params if isinstance(params, dict) else {}
         section = dict(params.get("adb") or {})
         if os.environ.get("HETERO_ADB_SERVER"):
             section["server"] = os.environ["HETERO_ADB_SERVER"]

@@ -14,6 +14,10 @@ from typing import Any
 UNAVAILABLE = "unavailable"
 
 
+class DeviceError(ValueError):
+    """A device spec that names no reachable device, or a device that stopped answering."""
+
+
 @dataclass(frozen=True)
 class Processor:
     """One processor of a device, as the study sees it.

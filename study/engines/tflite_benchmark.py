@@ -704,7 +704,7 @@ def measure(device, configs: list[BenchConfig], log, settings, env: dict[str, An
     resumes from the log. A disconnect (``DeviceError``) is raised after everything taken
     so far is in the log; other failures mark the configuration failed (``on_error='record'``).
     ``resume=False``: an independent run that ignores the log and returns only its own rows."""
-    from study.devices import DeviceError
+    from study.devices.base import DeviceError
 
     h = settings.hash(env)
     keys = [c.key for c in configs]
@@ -783,7 +783,7 @@ def _sensors(device) -> dict[str, Any] | None:
     try:
         return device.read_sensors()
     except Exception as e:  # noqa: BLE001 - a failed sensor read must not lose a measurement
-        from study.devices import DeviceError
+        from study.devices.base import DeviceError
 
         if isinstance(e, DeviceError) and getattr(e, "disconnected", False):
             raise

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import json
 import shutil
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -159,7 +158,7 @@ def copy_tflite(name: str, src: Path, out: Path, source: str, task: str) -> Mode
 def build_all(section: dict[str, Any], out: Path = paths.MODELS, log=print) -> list[ModelSpec]:
     """Every model file and the manifest, built in a new folder beside ``out`` that then
     replaces ``out``: a failed or killed build leaves the previous ``out`` whole."""
-    from study.config import scratch_pair, swap_in
+    from study.swap import scratch_pair, swap_in
 
     new, old = scratch_pair(out)
     _FINAL[str(new)] = out
@@ -191,14 +190,8 @@ def _build_into(section: dict[str, Any], out: Path, log) -> list[ModelSpec]:
     return specs
 
 
-def main(argv: list[str] | None = None) -> int:
-    from study.config import ParamError, resolve
-
-    try:
-        section = resolve("models")
-    except ParamError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def main(section: dict[str, Any]) -> int:
+    """The models stage on its resolved parameters (``python -m study models`` resolves them)."""
     try:
         build_all(section)
     except Exception:

@@ -1,0 +1,119 @@
+"""The study package's import graph, read from the source with ``ast`` (nothing imported):
+module -> the ``study`` modules it imports, at module level or everywhere (imports inside
+functions included). ``from study.x import y`` counts as importing ``study.x.y`` where that
+is a module, else ``study.x``; importing ``study.a.b`` also runs the package ``study.a``."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from study import paths
+
+PACKAGE = paths.ROOT / "study"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(paths.ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "__pycache__" not in p.parts}
+
+
+def _module_level(tree: ast.Module):
+    """Statements run at import: the module body, with the bodies of its if/try blocks."""
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody", "handlers"):
+            if isinstance(node, (ast.If, ast.Try, ast.ExceptHandler)):
+                stack.extend(getattr(node, name, []))
+
+
+def imports(name: str, path: Path, known: dict[str, Path], module_level: bool) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in (_module_level(tree) if module_level else ast.walk(tree)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for a in node.names:
+                out.add(f"{target}.{a.name}" if f"{target}.{a.name}" in known else target)
+    return {m for m in out if m in known and m != name}
+
+
+def graph(module_level: bool) -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(name, path, known, module_level) for name, path in known.items()}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found = []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(g[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def closure(roots, g: dict[str, set[str]]) -> set[str]:
+    """Every module that importing ``roots`` may run: their imports, transitively, and the
+    packages above each of them."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        todo.extend(g[m])
+        parts = m.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in g)
+    return seen
+
+
+def dynamic_importers() -> set[str]:
+    """Modules that import by a computed name (``importlib.import_module``, ``__import__``)."""
+    out = set()
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                called = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if called in ("import_module", "__import__"):
+                    out.add(name)
+    return out

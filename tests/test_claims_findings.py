@@ -272,3 +272,52 @@ def test_paper_stage_recomputes_contention_from_its_dataset(tmp_path):
     assert rows is not None, why
     assert {"C5", "C6"} <= set(rows["claim"])
     assert final({"contention": rows}, "C5")["verdict"] == "reproduced"
+
+
+RECOMPUTE_IMPORTS = r"""
+import importlib, json, pathlib, sys, tempfile
+sys.path.insert(0, "tests")
+import study.paper
+from study import claims as C
+from study.config import STAGE_MODULES
+for f in C.findings():
+    importlib.import_module(STAGE_MODULES[f])
+import test_claims_findings as T
+for case, exp in T.CASES:
+    for cid in ("C2", "C3", "C4"):
+        T.test_mulayer_claims_true_false_borderline(cid, case, exp)
+    for fn in (T.test_c5_true_false_borderline, T.test_c6_true_false_borderline, T.test_c7_true_false_borderline,
+               T.test_c8_true_false_borderline, T.test_c9_true_false_borderline, T.test_c10_true_false_borderline):
+        fn(case, exp)
+T.test_paper_stage_recomputes_contention_from_its_dataset(pathlib.Path(tempfile.mkdtemp()))
+root = pathlib.Path.cwd().resolve()
+files = {str(pathlib.Path(m.__file__).resolve().relative_to(root)) for n, m in list(sys.modules.items())
+         if n.startswith("study") and getattr(m, "__file__", None)}
+print(json.dumps(sorted(files)))
+"""
+
+
+def test_paper_stage_deps_cover_the_recompute():
+    """dvc.yaml's paper stage lists every study module that the paper stage and the findings'
+    recomputes import (in a fresh process), the main datasets they read and their sections."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from study import claims as C
+    from study import paths
+
+    r = subprocess.run([sys.executable, "-c", RECOMPUTE_IMPORTS], capture_output=True, text=True, cwd=paths.ROOT,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    files = set(json.loads(r.stdout.strip().splitlines()[-1]))
+    st = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text())["stages"]["paper"]
+    deps = set(st["deps"])
+    missing = sorted(f for f in files if f not in deps and f != "study/__init__.py")
+    assert not missing, f"paper stage deps lack {missing}"
+    for finding in C.findings():
+        assert finding in st["params"], finding
+    for finding in ("mulayer_overhead", "contention", "cross_level"):     # their recomputes read read(None)
+        assert f"data/${{device}}/{finding}.parquet" in deps, finding

@@ -593,7 +593,7 @@ def measure_phone(ctx) -> pd.DataFrame:
     for which in ("first", "second"):
         rid = f"coverage-{which}-{stamp}"
         run_cfgs = [phone.config(ctx, m, pr, g, run=which) for m, pr, g in specs]
-        df = phone.measure(ctx, run_cfgs, clog, run_id=rid)
+        df = phone.measure(ctx, run_cfgs, clog, run_id=rid, resume=False)  # independent: nothing of a killed run
         for f in phone.failures(df, run_cfgs).to_dict("records"):
             absent.append(dict(model=f["model"], engine=phone.ENGINE, processor=f["processor"], part="coverage",
                                reason=f"{f['core_group']} ({which}): {f['reason']}"[:500]))

@@ -455,6 +455,54 @@ PROFILING_ERROR: dict[str, Field] = {
                          help="C9: the best single candidate must be this much slower than switching per context"),
 }
 
+# a stationary competitor load: none, or kind+count@core group joined by '+' (cpu1@g0, memory1@all+cpu2@g1)
+LOAD = rf"none|((cpu|memory|gpu)[0-9]{{1,2}}@({CORE_GROUP}))(\+(cpu|memory|gpu)[0-9]{{1,2}}@({CORE_GROUP}))*"
+
+ADAPTIVE_RUNTIME: dict[str, Field] = {
+    "models": _names(default=["mobilenet_v2"], help="models served (the first decides C11)"),
+    "candidates": _names(pattern=CANDIDATE, names="candidate",
+                         default=["litert/cpu/g0", "litert/cpu/g1", "litert/cpu/all", "litert/gpu/all", "torch/gpu/all"],
+                         help="engine/processor/core_group the runtime chooses between (absent ones are placed)"),
+    "runs": Field(int, 3, min=1, max=100, help="independent runs, each a fresh process"),
+    "stationary": Field(list, ["none", "cpu1@g0", "cpu1@g1"], item=str, pattern=LOAD,
+                        help="stationary conditions: competitor loads on for a whole condition"),
+    "stationary_seconds": _seconds(5.0, 1.0, 3600.0, help="length of each stationary condition"),
+    "scenario_seconds": _seconds(20.0, 2.0, 3600.0, help="length of the dynamic scenario (finding 4's generator)"),
+    "scenario_seed": Field(int, 0, min=0, max=2**32 - 1, help="with `seed`, draws the dynamic schedule"),
+    "phase_kinds": Field(list, list(PHASE_KINDS), choices=PHASE_KINDS, item=str),
+    "phase_seconds": _low_high([2.0, 5.0], (int, float), 0.0, 3600.0, "phase length range (s)"),
+    "burst_seconds": _low_high([0.3, 1.2], (int, float), 0.0, 3600.0, "on/off period range in bursts (s)"),
+    "cpu_competitors": _low_high([1, 2], int, 0, 64, "CPU competitors per cpu/burst phase"),
+    "memory_competitors": _low_high([1, 1], int, 0, 64, "memory competitors per memory phase"),
+    "gpu_competitors": _low_high([1, 1], int, 0, 64, "GPU competitors per gpu phase"),
+    "competitor_groups": _names(pattern=CORE_GROUP, names="core_group", default=["g0", "g1", "all"],
+                                help="core groups CPU/memory competitors are pinned to (drawn per phase)"),
+    "offline_requests": Field(int, 15, min=1, max=10000, help="idle requests per candidate of the offline profile"),
+    "window": Field(int, 8, min=1, max=10000, help="window of the runtime's estimators and change detection"),
+    "ewma_alpha": Field(float, 0.3, min=0.001, max=1.0, help="EWMA weight of the newest observation"),
+    "estimator": Field(str, "window_median", choices=("ewma", "window_median", "window_mean"),
+                       help="the estimate the runtime chooses on"),
+    "change_threshold": Field(float, 0.3, min=0.01, max=10.0, help="relative deviation that signals a change"),
+    "confirm": Field(int, 3, min=1, max=1000, help="consecutive deviating observations that confirm a change"),
+    "probe_every": Field(int, 50, min=2, max=100000, help="one exploration probe per this many requests"),
+    "cooldown": Field(int, 10, min=0, max=100000, help="requests between two re-plans"),
+    "switch_margin": Field(float, 0.05, min=0.0, max=1.0, help="hysteresis: a challenger must be this much faster"),
+    "frame_budget_ms": Field(float, 33.3, min=0.1, max=1e6, help="deadline of a request (missed-deadline share)"),
+    "stationary_margin": Field(float, 0.02, min=0.0, max=1.0,
+                               help="C11: the p95 excess over the best static allowed in a stationary condition"),
+    "block_seconds": _seconds(1.0, 0.01, 3600.0, help="block length of the block bootstrap (condition seconds)"),
+    "n_boot": _n_boot(2000),
+    "split_models": _names(choices=MULAYER_MODELS, default=["mobilenet_v2", "yolo_det"], min_len=0,
+                           help="models whose co-execution split is predicted and checked against the grid"),
+    "split_ratios": Field(list, [0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0], item=float, min=0.0, max=1.0,
+                          help="the grid of splits (share on the second processor)"),
+    "split_input_size": Field(int, 128, min=0, max=1024, check=_input_size,
+                              help="square input side of the split models (0 = each model's standard input)"),
+    "split_runs": Field(int, 7, min=1, max=10000, help="interleaved rounds timing every split"),
+    "profile_runs": Field(int, 3, min=1, max=1000, help="per-layer profile runs (r = 0 and r = 1)"),
+    "calib_runs": Field(int, 3, min=1, max=1000, help="runs at r* that measure the overhead per split layer"),
+}
+
 FRAME_REUSE: dict[str, Field] = {
     "models": Field(list, ["face_detection_short_range", "selfie_segmentation", "mobilenet_v2"], choices=REUSE_MODELS,
                     item=str, help="trained MediaPipe models (LiteRT) and zoo models (PyTorch)"),
@@ -545,6 +593,7 @@ STAGES: dict[str, dict[str, Field]] = {
     "profiling_error": PROFILING_ERROR,
     "frame_reuse": FRAME_REUSE,
     "cross_level": CROSS_LEVEL,
+    "adaptive_runtime": ADAPTIVE_RUNTIME,
     "paper": PAPER,
 }
 SECTIONS = ("harness", "adb", *STAGES)

@@ -75,6 +75,11 @@ STAGES: tuple[Stage, ...] = (
                       "(colour: verdict; dotted: C8 threshold)", "latency reduction")),
     Stage("cross_level", "study.cross_level", "06_cross_level.ipynb", phone=PHONE_RUNNER,
           phone_why="compressed .tflite variants built on the host, timed on the phone's CPU/GPU/NPU"),
+    Stage("adaptive_runtime", "study.adaptive_runtime", "07_adaptive_runtime.ipynb",
+          phone_why="the runtime chooses per request in Python (its planner, pinning, sessions); a phone runs only "
+                    "benchmark_model, which times blocks of one fixed configuration",
+          panel=Panel(("c11_conditions",), "Adaptive runtime: p95 over the best static candidate in hindsight, per "
+                      "condition (dotted: C11 bars)", "p95 ratio (95% CI)")),
     Stage("paper", "study.paper", "99_paper.ipynb", finding=False, phone_why="gathers every device's tables"),
 )
 

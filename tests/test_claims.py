@@ -37,7 +37,7 @@ GPU_HOST = C.device_info({"device": "local", "kind": "local", "logical_cpus": 16
 
 
 def test_registry_covers_the_paper():
-    assert list(C.CLAIMS) == [f"C{i}" for i in range(1, 11)]
+    assert list(C.CLAIMS) == [f"C{i}" for i in range(1, 12)]   # C11: this study's own
     for c in C.CLAIMS.values():
         assert c.text and c.statistic and c.paper_value
         assert c.finding in stages.with_notebook(), c
@@ -47,7 +47,7 @@ def test_registry_covers_the_paper():
     assert C.CLAIMS["C9"].finding == "paper"
     assert set(C.C9_COMPONENTS) <= set(C.CLAIMS)
     assert C.findings() == ["operator_support", "mulayer_overhead", "contention", "profiling_error", "frame_reuse",
-                            "cross_level"]
+                            "cross_level", "adaptive_runtime"]
     # every threshold, margin and test declared in advance, each with its justification
     for c in C.CLAIMS.values():
         assert c.test, c.id
@@ -56,7 +56,7 @@ def test_registry_covers_the_paper():
     for cid in ("C2", "C3", "C4", "C5", "C6", "C9", "C10"):
         assert C.CLAIMS[cid].needs, cid
     reg = C.registry_frame()
-    assert len(reg) == 10 and reg["hypothesis"].str.len().min() > 3
+    assert len(reg) == 11 and reg["hypothesis"].str.len().min() > 3
 
 
 def test_missing_stage_and_missing_row_are_not_measurable_with_the_reason():
@@ -297,16 +297,16 @@ def test_by_device_metrics_and_sensitivity():
         "dev-a": {"operator_support": table(row("C1", "reproduced", 0.6, 0.55, 0.65, p=1e-4))},
         "dev-b": {},
     }, devices={"dev-a": CPU_ONLY})
-    assert len(long) == 20 and set(long["device_label"]) == {"dev-a", "dev-b"}
+    assert len(long) == 22 and set(long["device_label"]) == {"dev-a", "dev-b"}
     wide = C.by_device(long)
-    assert list(wide.columns[-2:]) == ["dev-a", "dev-b"] and len(wide) == 10
+    assert list(wide.columns[-2:]) == ["dev-a", "dev-b"] and len(wide) == 11
     assert wide.set_index("claim").loc["C1", "dev-a"] == "reproduced: 0.6 [0.55, 0.65]"
     assert wide.set_index("claim").loc["C1", "dev-b"] == "not measurable"
     assert wide.set_index("claim").loc["C1", "paper_value"] == C.CLAIMS["C1"].paper_value
     m = C.metrics(long)
     json.dumps(m, allow_nan=False)   # dvc metrics: no NaN
-    assert m["dev-a"]["counts"] == {"reproduced": 1, "contradicted": 0, "inconclusive": 0, "not_measurable": 9,
-                                    "claims": 10}
+    assert m["dev-a"]["counts"] == {"reproduced": 1, "contradicted": 0, "inconclusive": 0, "not_measurable": 10,
+                                    "claims": 11}
     assert m["dev-a"]["claims"]["C1"]["effect"] == 0.6 and m["dev-b"]["claims"]["C1"]["effect"] is None
     prov = m["dev-a"]["provenance"]
     assert prov["profile"] == f"quick ({C.PROVISIONAL})" and prov["independent_runs"] == 1

@@ -19,7 +19,8 @@ HOSTILE = ["../../etc/passwd", "$(touch /tmp/hetero-pwned)", "a;rm -rf /", "a\nb
 # lists that may legitimately be empty (documented in params.yaml / the schema's help)
 EMPTY_LIST_OK = {"models.mediapipe", "models.user", "paper.devices", "paper.peer_dirs", "frame_reuse.frame_thresholds",
                  "frame_reuse.region_thresholds", "cross_level.quant_variants", "cross_level.prune_strengths",
-                 "cross_level.lowrank_ratios", "cross_level.coexec_models"}
+                 "cross_level.lowrank_ratios", "cross_level.coexec_models",
+                 "adaptive_runtime.split_models"}
 # strings that may legitimately be empty ("" = not used / chosen by the tool)
 EMPTY_STR_OK = {"adb.benchmark_binary", "adb.benchmark_sha256", "adb.gfxinfo_package", "adb.nnapi_accelerator"}
 

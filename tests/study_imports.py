@@ -32,11 +32,10 @@ def _module_level(tree: ast.Module):
                 stack.extend(getattr(node, name, []))
 
 
-def imports(name: str, path: Path, known: dict[str, Path], module_level: bool) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
+def _targets(nodes, name: str, path: Path, known) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
-    for node in (_module_level(tree) if module_level else ast.walk(tree)):
+    for node in nodes:
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -48,6 +47,33 @@ def imports(name: str, path: Path, known: dict[str, Path], module_level: bool) -
             for a in node.names:
                 out.add(f"{target}.{a.name}" if f"{target}.{a.name}" in known else target)
     return {m for m in out if m in known and m != name}
+
+
+def imports(name: str, path: Path, known: dict[str, Path], module_level: bool) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return _targets(_module_level(tree) if module_level else ast.walk(tree), name, path, known)
+
+
+def function_imports(name: str, functions) -> set[str]:
+    """What module ``name`` imports at module level plus inside ``functions`` and the module's
+    own functions they call (by name), transitively: an entry module followed function by
+    function (``python -m study models`` runs ``cli.cmd_models``, not ``cli.cmd_methods``)."""
+    known = modules()
+    path = known[name]
+    tree = ast.parse(path.read_text(), str(path))
+    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    out = _targets(_module_level(tree), name, path, known)
+    seen, todo = set(), list(functions)
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        body = list(ast.walk(defs[f]))
+        out |= _targets(body, name, path, known)
+        todo += [n.func.id for n in body if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                 and n.func.id in defs]
+    return out
 
 
 def graph(module_level: bool) -> dict[str, set[str]]:

@@ -1,6 +1,6 @@
 """Finding 3: contention from competing processes, and the cost of inference to co-running apps.
 
-Claims (PAPER.md):
+Claims (docs/paper.md):
 
 * **C5**: competing processes inflate latency far more on the CPU than on the GPU or DSP
   (paper: with 3 competitors, CPU 10.2x, GPU 2.1x, DSP 1.8x). Measurable form: the
@@ -90,7 +90,7 @@ SUTS = ("cpu/litert", "cpu/onnxruntime", "cpu/torch", "gpu/litert", "gpu/torch")
 PLACEMENTS = ("same", "cross")
 RENDERS = ("cpu", "gpu")
 CLIPS = ("bikes", "bigbuckbunny", "carphone")
-PAPER_SLOWDOWN = {"cpu": 10.2, "gpu": 2.1, "dsp": 1.8}   # PAPER.md C5, reference marks only
+PAPER_SLOWDOWN = {"cpu": 10.2, "gpu": 2.1, "dsp": 1.8}   # docs/paper.md C5, reference marks only
 PAPER_C5 = "3 competitors: CPU 10.2x, GPU 2.1x, DSP 1.8x"
 PAPER_C6 = "over 90% frame drops (VGG-16 on GPU, MACE, beside video playback)"
 PAPER_DROP_PCT = 90.0

@@ -4,7 +4,7 @@
   models              the models stage: export the zoo, extract trained models, manifest
   run STAGE           run a stage's notebook with papermill, parameters from params.yaml
   devices [--json]    what the device has: processors (or why absent), core groups, sensors
-  methods             METHODS.md practices as applied on this device (measurement rigor)
+  methods             docs/methods.md practices as applied on this device (measurement rigor)
   adb devices         phones on the adb server (serial, model, SoC, Android, ABI)
   adb check DEVICE    verify and push the benchmark binary, show what the phone offers
 
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="local")
     d.add_argument("--json", action="store_true", help="the full fingerprint as JSON")
     d.set_defaults(func=cmd_devices)
-    m = sub.add_parser("methods", help="METHODS.md practices as applied on this device")
+    m = sub.add_parser("methods", help="docs/methods.md practices as applied on this device")
     m.add_argument("--device", default="local")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)

@@ -2,7 +2,7 @@
 
 Every dataset is a Parquet file whose rows carry ``device`` and ``device_slug``
 columns and whose file metadata holds the device's full environment fingerprint,
-so data from different machines merge without mixing (STYLE.md, point 7).
+so data from different machines merge without mixing.
 
 Layout::
 

@@ -58,7 +58,7 @@ class HarnessSettings:
     cooldown_s: float = 0.0         # sleep after each block
     seed: int = 0                   # order of configurations
     max_open_sessions: int = 6      # sessions kept loaded between visits (least recently used closed)
-    below_floors: bool = False      # True for the quick profile: fewer samples than METHODS.md's floors
+    below_floors: bool = False      # True for the quick profile: fewer samples than the floors of docs/methods.md
 
     def __post_init__(self):
         problems = []

@@ -281,7 +281,7 @@ def build(data_dir: Path, fig_dir: Path, out: Path, metrics_path: Path | None = 
                            headers={"harness": "harness settings"}))
 
     # --- methods
-    parts.append('<h2 id="methods">Methods per device</h2><p class="small">Each measurement practice of METHODS.md '
+    parts.append('<h2 id="methods">Methods per device</h2><p class="small">Each measurement practice of docs/methods.md '
                  "as the <code>rigor</code> stage applied it on the device: applied, not applicable (why) or "
                  "unavailable.</p>")
     for dev in labels:
@@ -290,7 +290,7 @@ def build(data_dir: Path, fig_dir: Path, out: Path, metrics_path: Path | None = 
         parts.append(table(g, ["practice", "status", "how"]) if len(g) else "<p>No methods table.</p>")
 
     # --- registry
-    parts.append('<h2 id="registry">The paper\'s claims</h2><p class="small">From PAPER.md; the values are the '
+    parts.append('<h2 id="registry">The paper\'s claims</h2><p class="small">From docs/paper.md; the values are the '
                  "paper's, shown for comparison only.</p>")
     parts.append(table(reg, ["claim", "finding", "paper_claim", "paper_value", "paper_setting", "statistic",
                              "hypothesis"],

@@ -2,7 +2,7 @@
 
 Stage ``rigor`` (notebook ``00_rigor.ipynb``), run before the findings:
 
-* **methods table**: each METHODS.md practice as applied on this device, not
+* **methods table**: each docs/methods.md practice as applied on this device, not
   applicable (why) or unavailable (``methods_table``; also ``python -m study methods``);
 * **burst vs sustained**: after a cool-down, the model runs continuously; every
   inference's latency and the device's sensors (clocks, temperatures, GPU power) are
@@ -67,7 +67,7 @@ def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- methods table
 def methods_table(device) -> pd.DataFrame:
-    """Each METHODS.md practice on this device: applied, not applicable (why) or unavailable."""
+    """Each docs/methods.md practice on this device: applied, not applicable (why) or unavailable."""
     if phone.is_phone(device):
         return methods_table_phone(device)
     procs = {p.name: p for p in device.processors()}
@@ -104,7 +104,7 @@ def methods_table(device) -> pd.DataFrame:
          + "; burst vs sustained runs with a trend test (stage rigor)"),
         ("repetitions", "applied",
          "minimum and maximum counts and time per configuration; stopping rule on the 95% CI width of the median; "
-         "the quick profile goes below METHODS.md's floors and says so (`below_floors` column)"),
+         "the quick profile goes below the floors of docs/methods.md and says so (`below_floors` column)"),
         ("order", "applied",
          "configurations interleaved in blocks, order shuffled by a recorded seed; findings never measure "
          "concurrently (DVC runs stages one at a time)"),
@@ -126,7 +126,7 @@ def methods_table(device) -> pd.DataFrame:
 
 
 def methods_table_phone(device) -> pd.DataFrame:
-    """The METHODS.md practices on a phone (benchmark_model over adb), and what differs from
+    """The docs/methods.md practices on a phone (benchmark_model over adb), and what differs from
     the host method."""
     procs = {p.name: p for p in device.processors()}
     s = device.read_sensors()

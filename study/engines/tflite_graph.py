@@ -8,7 +8,7 @@
 * ``slice_model``: a model holding only some operators of another (with just the
   buffers they use), so that a single operator or partition can be placed and
   timed on its own. The Python interpreter has no per-operator profiler; timing
-  slices is the method METHODS.md names for LiteRT on a host.
+  slices is the method docs/methods.md names for LiteRT on a host.
 """
 from __future__ import annotations
 

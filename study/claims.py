@@ -282,10 +282,6 @@ def findings() -> list[str]:
     return out
 
 
-def claims_of(finding: str) -> list[str]:
-    return [c.id for c in CLAIMS.values() if c.finding == finding]
-
-
 def registry_frame() -> pd.DataFrame:
     """The registry as a table (for the report, the notebook and docs/claims.md)."""
     return pd.DataFrame([dict(claim=c.id, finding=c.finding, paper_claim=c.text, paper_value=c.paper_value,

@@ -80,11 +80,7 @@ from study.coexec_ops import TORCH_MODULES
 now = time.perf_counter_ns  # CLOCK_MONOTONIC on Linux: the same clock in the worker process
 
 SPLIT_TYPES: tuple[type, ...] = tuple(getattr(nn, n) for n in TORCH_MODULES)
-PAIR_KINDS = ("cpu+gpu", "cpu+cpu")
 PHASES = ("solo", "parallel", "imbalance", "sync", "transfer", "merge", "other")
-BREAKDOWN_KEYS = tuple(f"t_{p}_ms" for p in PHASES) + (
-    "engine_wall_ms", "compute_a_ms", "compute_b_ms", "wait_ms", "overhead_ms", "overhead_share", "idle_a",
-    "idle_b", "n_steps")
 FRAME_KEYS = ("frames", "frames_a", "frames_b", "throughput_fps", "frame_latency_ms", "frame_latency_max_ms")
 
 
@@ -1184,8 +1180,8 @@ def rel_error(y: torch.Tensor, ref: torch.Tensor) -> float:
     return (y - ref).abs().max().item() / (scale if scale > 0 else 1.0)
 
 
-__all__ = ["BREAKDOWN_KEYS", "CoexecError", "CoexecSession", "CpuWorkerPair", "CudaPair", "FRAME_KEYS",
-           "FrameSession", "ModelRuntime", "PAIR_KINDS", "PHASES", "Pair", "SingleSession", "Step", "branch_points",
+__all__ = ["CoexecError", "CoexecSession", "CpuWorkerPair", "CudaPair", "FRAME_KEYS",
+           "FrameSession", "ModelRuntime", "PHASES", "Pair", "SingleSession", "Step", "branch_points",
            "decompose_frames", "decompose_steps", "frame_assignment", "part_forward", "part_input", "rel_error",
            "split_reference", "split_units", "splittable_layers", "units_b"]
 

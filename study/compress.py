@@ -48,14 +48,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-QUANT_VARIANTS = ("fp16", "int8_dynamic", "int8_static")
-STRUCT_KINDS = ("pruned", "lowrank")
 
 
 class VariantError(RuntimeError):
@@ -878,16 +875,7 @@ def export_onnx(module, x, path: str | Path) -> dict[str, Any]:
     return {"method": "torch.onnx.export (TorchScript exporter, opset 17)"}
 
 
-def module_digest(module) -> str:
-    """A short digest of a module's state (to key built files)."""
-    import torch
-
-    buf = io.BytesIO()
-    torch.save({k: v for k, v in module.state_dict().items()}, buf)
-    return hashlib.sha256(buf.getvalue()).hexdigest()[:16]
-
-
-__all__ = ["QUANT_VARIANTS", "STRUCT_KINDS", "VariantError", "cast_model", "count_macs", "densify_tflite",
+__all__ = ["VariantError", "cast_model", "count_macs", "densify_tflite",
            "export_onnx", "export_tflite", "factorize_conv", "factorize_linear", "int8_classes", "int8_torch_model",
            "l1_keep", "lowrank_model", "lowrank_saves", "n_keep", "out_qparams", "output_ranges", "param_bytes", "prune_model",
            "quantize_onnx", "quantize_tflite", "sha256_file", "tflite_signature", "tflite_weight_types"]

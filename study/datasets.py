@@ -73,29 +73,3 @@ def read_fingerprint(path: Path) -> dict[str, Any]:
 
 def read_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
-
-
-def dataset_roots(include_reference: bool = True, extra: list[Path] | None = None) -> list[Path]:
-    """Folders holding ``<device>/<finding>.parquet``: this checkout's data, the committed
-    references, and any peer folders given."""
-    roots = [paths.DATA]
-    if include_reference and paths.REFERENCE.is_dir():
-        roots.append(paths.REFERENCE)
-    return roots + list(extra or [])
-
-
-def load_finding(finding: str, table: str | None = None, roots: list[Path] | None = None) -> pd.DataFrame:
-    """One finding's tidy data across every device found (this machine's, references,
-    peers'), with a ``source`` column saying where each row came from."""
-    frames = []
-    for root in roots or dataset_roots():
-        if not root.is_dir():
-            continue
-        for dev in sorted(p for p in root.iterdir() if p.is_dir()):
-            f = dev / f"{finding}.parquet" if table is None else dev / finding / f"{table}.parquet"
-            if f.is_file():
-                df = pd.read_parquet(f)
-                df.insert(0, "source", "reference" if root == paths.REFERENCE else
-                          ("this machine" if root == paths.DATA else str(root)))
-                frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -35,7 +35,6 @@ from study import datasets, paths, stages
 
 PEERS = paths.PEERS                  # peers/<name>/<device>/...: a peer's shared data (DVC-tracked)
 FINDINGS = stages.findings()
-SOURCE_ORDER = {"this machine": 0, "reference": 1}
 
 
 @dataclass

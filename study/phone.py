@@ -53,7 +53,6 @@ Everything a phone cannot do is a row with the reason (``unsupported_reason``), 
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Any, Callable, Sequence
@@ -106,11 +105,6 @@ def availability(ctx, model: str, engine: str, processor: str) -> str | None:
     if why:
         return why
     return TFLiteBenchmarkEngine(ctx.device).availability(ctx.device, processor, ctx.model(model))
-
-
-def disjoint_groups(groups: dict[str, Sequence[int]]) -> list[str]:
-    """The phone's clusters (``big``, ``mid1``.., ``little``), without ``all``."""
-    return [g for g in groups if g != "all"]
 
 
 # =========================================================================== latency
@@ -319,14 +313,7 @@ def close_raw_logs(ctx, names: Sequence[str], finding: str) -> None:
         log.close()
 
 
-def nan_if_none(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 __all__ = ["BLOCK_METHOD", "BlockSession", "CLAIM_COLUMNS", "ENGINE", "availability", "block", "close_raw_logs",
-           "competitor_pool", "config", "disjoint_groups", "engine_reason", "failures", "frame_trace",
+           "competitor_pool", "config", "engine_reason", "failures", "frame_trace",
            "gpu_competitor_model", "is_phone", "measure", "not_measurable_claims", "notice_figure", "op_profile",
            "support", "unsupported_reason", "unsupported_rows"]

@@ -42,17 +42,6 @@ def clip_path(name: str) -> Path:
     return p
 
 
-def clip_info(name: str) -> dict:
-    import cv2
-
-    cap = cv2.VideoCapture(str(clip_path(name)))
-    try:
-        return {"clip": name, "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), "fps": float(cap.get(cv2.CAP_PROP_FPS)),
-                "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}
-    finally:
-        cap.release()
-
-
 def frames(name: str, max_frames: int | None = None, rgb: bool = True) -> Iterator[np.ndarray]:
     """Decoded frames (H, W, 3) uint8, RGB unless ``rgb=False`` (OpenCV's BGR)."""
     import cv2

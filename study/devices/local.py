@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import glob
-import json
 import os
 import platform
 import re
@@ -318,9 +317,3 @@ class LocalDevice(Device):
             parts.append(_slug(cuda["name"]))
         return "_".join(parts)
 
-
-def dump_fingerprint(device: Device, path: Path) -> dict[str, Any]:
-    fp = device.fingerprint()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(fp, indent=2, default=str))
-    return fp

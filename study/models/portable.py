@@ -26,7 +26,6 @@ from study import paths
 from study.engines.tflite_graph import TFLITE_DTYPES
 
 MIN_BYTES = 1 << 16
-ONNX_DTYPES = {1: np.float32, 10: np.float16, 3: np.int8, 2: np.uint8, 6: np.int32, 7: np.int64}
 
 
 def _stats(a: np.ndarray) -> dict[str, float]:

@@ -1,13 +1,56 @@
-"""Shared fixtures: a tiny model exported to .tflite and .onnx, a fake clock."""
+"""Shared fixtures and helpers: a tiny model exported to .tflite and .onnx, a fake clock, the
+``needs_models`` marker, commands run with the virtual environment's tools first on PATH
+(``run_in_venv``), and a copy of the repository as a fresh git repository (``copy_repo``).
+Test modules import the helpers (``from conftest import copy_repo, run_in_venv``)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+VENV_BIN = Path(sys.executable).parent
+
+
+def has_models() -> bool:
+    """The models stage's output is there (built by ``pytest_configure`` on a fresh clone)."""
+    from study import paths
+
+    return paths.MODEL_MANIFEST.exists()
+
+
+def run_in_venv(cmd, cwd, timeout: float = 300, check: bool = False, **env) -> subprocess.CompletedProcess:
+    """``cmd`` in ``cwd`` with this virtual environment's ``bin`` (dvc, python) first on PATH;
+    ``check``: a failure raises with the tail of its output."""
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env)
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-4000:]}\n"
+                             f"{r.stderr[-4000:]}")
+    return r
+
+
+def copy_repo(dst: Path, skip: tuple[str, ...] = ()) -> Path:
+    """The tracked and not-ignored files (but those under ``skip`` and bytecode) copied to
+    ``dst`` without ``dvc.lock``, committed as a fresh git repository."""
+    from study import paths
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=paths.ROOT, capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for f in filter(None, files):
+        src = paths.ROOT / f
+        if src.is_file() and not f.startswith(skip) and "__pycache__" not in f:
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+    (dst / "dvc.lock").unlink(missing_ok=True)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "copy"]):
+        subprocess.run(cmd, cwd=dst, check=True, capture_output=True)
+    return dst
 
 
 def pytest_configure(config):
@@ -22,6 +65,11 @@ def pytest_configure(config):
     for cmd in (["validate"], ["models"]):
         subprocess.run([sys.executable, "-m", "study", *cmd], check=True, cwd=paths.ROOT,
                        stdout=subprocess.DEVNULL)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_models") and not has_models():
+        pytest.skip("needs the models stage's output (data/models)")
 
 
 class TinyNet:

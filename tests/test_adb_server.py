@@ -6,16 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from study.paths import ROOT
 from study.devices import DeviceError, get_device
 from study.devices import adb as A
 
 pytestmark = pytest.mark.skipif(shutil.which("adb") is None,
                                 reason="needs Debian's adb package (scripts/setup.sh --test installs it)")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

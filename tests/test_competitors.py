@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from study.paths import ROOT
 from study import competitors as C
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def alive(pid: int) -> bool:

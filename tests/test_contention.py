@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from study.paths import ROOT
 from study import contention as F
 from study.config import ParamError, check_section
 from study.corunning_app import frame_loop
 
-ROOT = Path(__file__).resolve().parents[1]
 
 try:
     import torch

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import has_models
 from study import compress as C
 from study import cross_level as F
 from study.config import ParamError, check_section, load_params, validate_common
-from study.paths import MODEL_MANIFEST
 
-HAS_MODELS = MODEL_MANIFEST.exists()
+HAS_MODELS = has_models()
 DEFAULTS = {k: f.default for k, f in F.PARAMS.items()}
-needs_models = pytest.mark.skipif(not HAS_MODELS, reason="needs the models stage's output (data/models)")
+needs_models = pytest.mark.needs_models
 
 
 def _cuda() -> bool:

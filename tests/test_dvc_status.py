@@ -5,10 +5,7 @@ stages import marks exactly those; bytecode written by importing study modules m
 editing the full profile's harness marks no stage but validate (which reads the whole file)."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,30 +13,20 @@ import pytest
 import yaml
 
 import test_dvc_deps as D
-from study import paths, stages
+from conftest import copy_repo, run_in_venv
+from study import stages
 
-VENV_BIN = Path(sys.executable).parent
 OUT_FILE = re.compile(r"\.(parquet|ipynb|jsonl|json|csv)$")
 
 
-def _run(cmd, cwd, timeout=300):
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def _run(cmd, cwd):
+    return run_in_venv(cmd, cwd, PYTHONDONTWRITEBYTECODE="")   # importing writes bytecode, as it does by default
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    dst = tmp_path_factory.mktemp("status") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=paths.ROOT, capture_output=True,
-                           text=True, check=True).stdout.split("\n")
-    for f in filter(None, files):
-        src = paths.ROOT / f
-        if src.is_file() and not f.startswith(("data/reference/", "peers/")) and "__pycache__" not in f:
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / f)
-    (dst / "peers").mkdir(exist_ok=True)
-    (dst / "dvc.lock").unlink(missing_ok=True)
+    dst = copy_repo(tmp_path_factory.mktemp("status") / "repo", skip=("data/reference/", "peers/"))
+    (dst / "peers").mkdir()
     device = yaml.safe_load((dst / "params.yaml").read_text())["device"]
     for st in yaml.safe_load((dst / "dvc.yaml").read_text())["stages"].values():
         for out in st.get("outs", []) + st.get("metrics", []):
@@ -53,9 +40,6 @@ def repo(tmp_path_factory):
     for stage in stages.with_section():      # validate's outputs that other stages depend on
         (dst / "data" / "params" / f"{stage}.json").write_text("{}\n")
     (dst / "data" / "params" / "adb.json").write_text("{}\n")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "copy"]):
-        subprocess.run(cmd, cwd=dst, check=True, capture_output=True)
     r = _run(["dvc", "commit", "-f", "-q"], dst)
     assert r.returncode == 0, r.stdout + r.stderr
     assert _changed(dst) == set(), "every stage locked as it is"

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import has_models
 from study import frame_reuse as F
 from study import mediapipe_io as mio
 from study import reuse
 from study.config import ParamError, check_section, load_params, validate_common
-from study.paths import MODEL_MANIFEST
 
-HAS_MODELS = MODEL_MANIFEST.exists()
-needs_models = pytest.mark.skipif(not HAS_MODELS, reason="needs the models stage's output (data/models)")
+HAS_MODELS = has_models()
+needs_models = pytest.mark.needs_models
 
 
 def _cuda() -> bool:

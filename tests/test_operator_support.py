@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import has_models
 from study import operator_support as F
 from study.config import ParamError, resolve
 from study.engines import PLACEMENT_COLUMNS
 from study.measure import RawLog
-from study.paths import MODEL_MANIFEST, PARAMS
+from study.paths import PARAMS
 
-HAS_MODELS = MODEL_MANIFEST.exists()
-needs_models = pytest.mark.skipif(not HAS_MODELS, reason="needs the models stage's output (data/models)")
+HAS_MODELS = has_models()
+needs_models = pytest.mark.needs_models
 
 
 def _cuda() -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -17,7 +15,6 @@ from study import claims as C
 from study import explore, paper, paths
 from study.config import ParamError, resolve
 
-sys.path.insert(0, str(Path(__file__).parent))
 import paper_synthetic as S  # noqa: E402
 
 

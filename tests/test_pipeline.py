@@ -7,10 +7,7 @@ Runs for several minutes (every stage, quick profile). Marked ``integration``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -18,37 +15,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from study import paths, stages as registry
+from conftest import copy_repo, run_in_venv
+from study import stages as registry
 
 pytestmark = pytest.mark.integration
-VENV_BIN = Path(sys.executable).parent
 
 
 def _run(cmd, cwd, check=True, timeout=3600):
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
-    return r
+    return run_in_venv(cmd, cwd, timeout=timeout, check=check, PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     """A copy of the tracked and not-ignored files, as a fresh git repository."""
-    dst = tmp_path_factory.mktemp("repro") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=paths.ROOT, capture_output=True,
-                           text=True, check=True).stdout.split("\n")
-    for f in filter(None, files):
-        src = paths.ROOT / f
-        if src.is_file():
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / f)
-    for f in ("dvc.lock",):
-        (dst / f).unlink(missing_ok=True)
-    _run(["git", "init", "-q"], dst)
-    _run(["git", "add", "-A"], dst)
-    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "copy"], dst)
-    return dst
+    return copy_repo(tmp_path_factory.mktemp("repro") / "repo")
 
 
 def finding_stages(root: Path) -> dict[str, dict]:

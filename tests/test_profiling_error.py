@@ -13,15 +13,16 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import has_models
+from study.paths import ROOT
 from study import estimators as E
 from study import profiling_error as F
 from study import scenario as S
 from study.config import ParamError, resolve
 
-ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
-HAS_MODELS = (ROOT / "data" / "models" / "manifest.json").exists()
-needs_models = pytest.mark.skipif(not HAS_MODELS, reason="needs the models stage's output (data/models)")
+HAS_MODELS = has_models()
+needs_models = pytest.mark.needs_models
 
 
 def _cuda() -> bool:

@@ -19,7 +19,6 @@ import pytest
 
 from study import explore
 
-sys.path.insert(0, str(Path(__file__).parent))
 import paper_synthetic as S  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent

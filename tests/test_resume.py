@@ -16,12 +16,11 @@ from typing import Any, Callable
 import pandas as pd
 import pytest
 
+from study.paths import ROOT
 from study import contention as C
 from study.measure import RawLog
 
-ROOT = Path(__file__).resolve().parents[1]
-needs_models = pytest.mark.skipif(not (ROOT / "data" / "models" / "manifest.json").exists(),
-                                  reason="needs the models stage's output")
+needs_models = pytest.mark.needs_models
 
 
 class Killed(BaseException):

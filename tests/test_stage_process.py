@@ -15,9 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from study.paths import ROOT
 from study import lifetime, stagelog
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _alive(pid: int) -> bool:

@@ -5,23 +5,15 @@ valid parameters, `dvc status` points at the changed parameter and not at every 
 stand-in data/models is untouched. Only the validate stage runs (seconds, not minutes)."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from study import paths
+from conftest import copy_repo, run_in_venv
 
-VENV_BIN = Path(sys.executable).parent
-
-
-def _run(cmd, cwd, timeout=300):
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+_run = run_in_venv
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -32,18 +24,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def repo(tmp_path_factory):
     """Tracked and not-ignored files as a fresh git + DVC repository, validate reproduced once,
     and a stand-in data/models that no refusal may touch."""
-    dst = tmp_path_factory.mktemp("validate") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=paths.ROOT, capture_output=True,
-                           text=True, check=True).stdout.split("\n")
-    for f in filter(None, files):
-        src = paths.ROOT / f
-        if src.is_file() and not f.startswith(("data/reference/", "peers/")):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / f)
-    (dst / "dvc.lock").unlink(missing_ok=True)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "copy"]):
-        subprocess.run(cmd, cwd=dst, check=True, capture_output=True)
+    dst = copy_repo(tmp_path_factory.mktemp("validate") / "repo", skip=("data/reference/", "peers/"))
     r = _run(["dvc", "repro", "validate"], dst)
     assert r.returncode == 0, r.stdout + r.stderr
     models = dst / "data" / "models"

@@ -246,146 +246,172 @@ def _split_row(line: str, columns: list[str]) -> list[str] | None:
     return out
 
 
+@dataclass
+class _ParseState:
+    """Where ``parse_benchmark_output`` is in the console output."""
+    section: str | None = None      # None | 'init' | 'run': the op-profile section
+    subgraph: int | None = 0
+    table: str | None = None        # the current profile table's title
+    columns: list[str] = field(default_factory=list)
+    in_profile_totals: bool = False
+    in_unsupported: bool = False    # inside a delegate's list of unsupported operators
+    stat_lines: list[TimingStats] = field(default_factory=list)
+
+
 def parse_benchmark_output(text: str) -> BenchmarkOutput:
     """Parse the console output of ``benchmark_model`` (stdout and stderr merged)."""
     out = BenchmarkOutput(text=text)
-    originals = text.splitlines()
-    lines = [_clean(ln) for ln in originals]
-    stat_lines: list[TimingStats] = []
-    section = None          # None | 'init' | 'run'
-    subgraph = 0
-    table = None            # current table title
-    columns: list[str] = []
-    in_profile_totals = False
-    in_unsupported = False
-    for orig, raw in zip(originals, lines):
+    st = _ParseState()
+    for orig in text.splitlines():
+        raw = _clean(orig)
         line = raw.strip()
         if not line:
-            if table is not None:
-                table = None
+            st.table = None
             continue
-        # -- profile sections ------------------------------------------------
-        if line.startswith("Profiling Info for Benchmark Initialization"):
-            section, subgraph, table = "init", 0, None
+        if _profile_line(st, out, raw, line) or _unsupported_line(st, out, line) or _delegate_line(out, line):
             continue
-        if line.startswith("Operator-wise Profiling Info for Regular Benchmark Runs"):
-            section, subgraph, table = "run", 0, None
-            continue
-        m = re.match(r"^Primary graph \(name: [^)]*\)", line)
-        if m and section:
-            subgraph = 0
-            continue
-        m = re.match(r"^Subgraph \(index: (\d+), name: [^)]*\) (?:profile|summary):?$", line)
-        if m and section:
-            subgraph = int(m.group(1))
-            continue
-        if line.startswith("Delegate internal:") and section:
-            subgraph = -1
-            continue
-        m = _TITLE.match(line)
-        if m and m.group(1) == "Run Order" and section is None:
-            section, subgraph = "run", 0  # older builds print the table without a section title
-        if m and section:
-            table = m.group(1)
-            columns = []
-            continue
-        if table is not None and section and "[" in line and not columns:
-            columns = _header_columns(line)
-            continue
-        if line.startswith("Timings (microseconds):") and section:
-            st = parse_stat_line(line)
-            if section == "run" and subgraph in (0, None) and st is not None:
-                out.profile_runs = st
-            table = None
-            in_profile_totals = True
-            continue
-        if table == "Run Order" and columns and section:
-            fields = _split_row(raw, columns)
-            if fields is not None:
-                rec = dict(zip(columns, fields))
-                out.profile.append(ProfileRow(
-                    section=section, subgraph=subgraph, node_type=rec.get("node type", ""),
-                    start_ms=_num(rec.get("start", "nan")), first_ms=_num(rec.get("first", "nan")),
-                    avg_ms=_num(rec.get("avg ms", "nan")), pct=_num(rec.get("%", "nan")),
-                    cdf_pct=_num(rec.get("cdf%", "nan")), mem_kb=_num(rec.get("mem kb", "nan")),
-                    times_called=int(_num(rec.get("times called", "0")) if rec.get("times called") else 0),
-                    name=rec.get("name", "")))
-            continue
-        if table is not None and section:
-            continue  # other tables (Top by Computation Time, Summary by node type) repeat the run order
-        # -- everything else -------------------------------------------------
-        if re.search(r"(?:Following|Next) operations are not supported by", line):
-            in_unsupported = True
-            continue
-        if in_unsupported:
-            m = re.search(r"(\d+|No) operations will run on the \w+, and (?:the remaining|all) (\d+)(?: operations)? will run "
-                          r"on the CPU", line)
-            if m:
-                out.delegate_split = (0 if m.group(1) == "No" else int(m.group(1)), int(m.group(2)))
-                in_unsupported = False
-                continue
-            m = re.match(r"^([A-Z][A-Z0-9_]*(?::[A-Za-z0-9_]+)?): ?(.*)$", line)
-            if m:
-                out.unsupported_ops[m.group(1)] = m.group(2).strip()
-                continue
-            in_unsupported = False
-        m = _REPLACING.search(line)
-        if m:
-            out.delegations.append(DelegateApplication(
-                delegate=m.group(3), delegated_nodes=int(m.group(1)),
-                total_nodes=int(m.group(2)) if m.group(2) else None, partitions=int(m.group(4)),
-                subgraph=int(m.group(5)) if m.group(5) else None))
-            continue
-        m = re.search(r"Created TensorFlow Lite (.*?delegate.*?)\.?$", line)
-        if m:
-            out.created_delegates.append(m.group(1))
-            continue
-        m = re.search(r"Initialized (OpenCL|OpenGL|Vulkan|Metal|WebGPU)[-\w ]*API", line)
-        if m:
-            out.gpu_backend = m.group(1)
-            continue
-        m = re.match(r"^The input model file size \(MB\): ([0-9.eE+-]+)", line)
-        if m:
-            out.model_size_mb = float(m.group(1))
-            continue
-        m = re.match(r"^Initialized session in ([0-9.eE+-]+)\s*ms", line)
-        if m:
-            out.init_ms = float(m.group(1))
-            continue
-        if line.startswith("Inference timings in us:") or line.startswith("Average inference timings in us:"):
-            for key, val in re.findall(r"(Init|First inference|Warmup \(avg\)|Warmup|Inference \(avg\)|Inference): "
-                                       r"([0-9.eE+-]+)", line):
-                out.summary_us[key] = float(val)
-            continue
-        m = re.match(r"^Memory footprint delta from the start of the tool \(MB\): init=([0-9.]+) overall=([0-9.]+)", line)
-        if m:
-            out.memory_mb.update(init=float(m.group(1)), overall=float(m.group(2)))
-            continue
-        m = re.match(r"^Overall peak memory footprint \(MB\) via periodic monitoring: ([0-9.]+)", line)
-        if m:
-            out.memory_mb["peak"] = float(m.group(1))
-            continue
-        if re.match(r"^(?:count=|curr=)", line) and not in_profile_totals:
-            st = parse_stat_line(line)
-            if st is not None:
-                stat_lines.append(st)
-            continue
-        m = re.match(r"^([A-Z][A-Za-z0-9 ()/_.-]*?): \[(.*)\]$", line)
-        if m:
-            out.params[m.group(1)] = m.group(2)
-            continue
-        if _IS_ERROR.match(orig) or re.match(r"^(?:Failed|Error|Unconsumed cmdline flags|Could not|Aborted)", line) \
-                or re.search(r"\b(?:Segmentation fault|not found|No such file|Permission denied|FATAL)\b", line):
-            out.errors.append(line)
-            continue
-        if re.match(r"^WARN(?:ING)?: ", orig):
-            out.warnings.append(line)
+        _summary_line(st, out, orig, line)
     # the first Stat line is the warm-up, the second the regular runs (benchmark_model.cc order)
-    if len(stat_lines) >= 2:
-        out.warmup, out.runs = stat_lines[0], stat_lines[1]
-    elif len(stat_lines) == 1:
-        out.warmup = stat_lines[0]
+    if len(st.stat_lines) >= 2:
+        out.warmup, out.runs = st.stat_lines[0], st.stat_lines[1]
+    elif len(st.stat_lines) == 1:
+        out.warmup = st.stat_lines[0]
     return out
+
+
+def _profile_line(st: _ParseState, out: BenchmarkOutput, raw: str, line: str) -> bool:
+    """The op-profile sections (``--enable_op_profiling``): their titles, subgraphs, the Run
+    Order table's rows and the totals line. True where the line was one of them."""
+    if line.startswith("Profiling Info for Benchmark Initialization"):
+        st.section, st.subgraph, st.table = "init", 0, None
+        return True
+    if line.startswith("Operator-wise Profiling Info for Regular Benchmark Runs"):
+        st.section, st.subgraph, st.table = "run", 0, None
+        return True
+    if re.match(r"^Primary graph \(name: [^)]*\)", line) and st.section:
+        st.subgraph = 0
+        return True
+    m = re.match(r"^Subgraph \(index: (\d+), name: [^)]*\) (?:profile|summary):?$", line)
+    if m and st.section:
+        st.subgraph = int(m.group(1))
+        return True
+    if line.startswith("Delegate internal:") and st.section:
+        st.subgraph = -1
+        return True
+    m = _TITLE.match(line)
+    if m and m.group(1) == "Run Order" and st.section is None:
+        st.section, st.subgraph = "run", 0  # older builds print the table without a section title
+    if m and st.section:
+        st.table, st.columns = m.group(1), []
+        return True
+    if st.table is not None and st.section and "[" in line and not st.columns:
+        st.columns = _header_columns(line)
+        return True
+    if line.startswith("Timings (microseconds):") and st.section:
+        stats = parse_stat_line(line)
+        if st.section == "run" and st.subgraph in (0, None) and stats is not None:
+            out.profile_runs = stats
+        st.table = None
+        st.in_profile_totals = True
+        return True
+    if st.table == "Run Order" and st.columns and st.section:
+        fields = _split_row(raw, st.columns)
+        if fields is not None:
+            out.profile.append(_profile_row(st, dict(zip(st.columns, fields))))
+        return True
+    # other tables (Top by Computation Time, Summary by node type) repeat the run order
+    return st.table is not None and bool(st.section)
+
+
+def _profile_row(st: _ParseState, rec: dict[str, str]) -> ProfileRow:
+    return ProfileRow(
+        section=st.section, subgraph=st.subgraph, node_type=rec.get("node type", ""),
+        start_ms=_num(rec.get("start", "nan")), first_ms=_num(rec.get("first", "nan")),
+        avg_ms=_num(rec.get("avg ms", "nan")), pct=_num(rec.get("%", "nan")),
+        cdf_pct=_num(rec.get("cdf%", "nan")), mem_kb=_num(rec.get("mem kb", "nan")),
+        times_called=int(_num(rec.get("times called", "0")) if rec.get("times called") else 0),
+        name=rec.get("name", ""))
+
+
+def _unsupported_line(st: _ParseState, out: BenchmarkOutput, line: str) -> bool:
+    """A delegate's list of the operators it does not support, and its split line."""
+    if re.search(r"(?:Following|Next) operations are not supported by", line):
+        st.in_unsupported = True
+        return True
+    if not st.in_unsupported:
+        return False
+    m = re.search(r"(\d+|No) operations will run on the \w+, and (?:the remaining|all) (\d+)(?: operations)? will run "
+                  r"on the CPU", line)
+    if m:
+        out.delegate_split = (0 if m.group(1) == "No" else int(m.group(1)), int(m.group(2)))
+        st.in_unsupported = False
+        return True
+    m = re.match(r"^([A-Z][A-Z0-9_]*(?::[A-Za-z0-9_]+)?): ?(.*)$", line)
+    if m:
+        out.unsupported_ops[m.group(1)] = m.group(2).strip()
+        return True
+    st.in_unsupported = False
+    return False
+
+
+def _delegate_line(out: BenchmarkOutput, line: str) -> bool:
+    """Delegates applied and created, the GPU backend initialized."""
+    m = _REPLACING.search(line)
+    if m:
+        out.delegations.append(DelegateApplication(
+            delegate=m.group(3), delegated_nodes=int(m.group(1)),
+            total_nodes=int(m.group(2)) if m.group(2) else None, partitions=int(m.group(4)),
+            subgraph=int(m.group(5)) if m.group(5) else None))
+        return True
+    m = re.search(r"Created TensorFlow Lite (.*?delegate.*?)\.?$", line)
+    if m:
+        out.created_delegates.append(m.group(1))
+        return True
+    m = re.search(r"Initialized (OpenCL|OpenGL|Vulkan|Metal|WebGPU)[-\w ]*API", line)
+    if m:
+        out.gpu_backend = m.group(1)
+        return True
+    return False
+
+
+def _summary_line(st: _ParseState, out: BenchmarkOutput, orig: str, line: str) -> None:
+    """Sizes, times, memory, the timing stat lines, the echoed parameters, errors and warnings."""
+    m = re.match(r"^The input model file size \(MB\): ([0-9.eE+-]+)", line)
+    if m:
+        out.model_size_mb = float(m.group(1))
+        return
+    m = re.match(r"^Initialized session in ([0-9.eE+-]+)\s*ms", line)
+    if m:
+        out.init_ms = float(m.group(1))
+        return
+    if line.startswith("Inference timings in us:") or line.startswith("Average inference timings in us:"):
+        for key, val in re.findall(r"(Init|First inference|Warmup \(avg\)|Warmup|Inference \(avg\)|Inference): "
+                                   r"([0-9.eE+-]+)", line):
+            out.summary_us[key] = float(val)
+        return
+    m = re.match(r"^Memory footprint delta from the start of the tool \(MB\): init=([0-9.]+) overall=([0-9.]+)", line)
+    if m:
+        out.memory_mb.update(init=float(m.group(1)), overall=float(m.group(2)))
+        return
+    m = re.match(r"^Overall peak memory footprint \(MB\) via periodic monitoring: ([0-9.]+)", line)
+    if m:
+        out.memory_mb["peak"] = float(m.group(1))
+        return
+    if re.match(r"^(?:count=|curr=)", line) and not st.in_profile_totals:
+        stats = parse_stat_line(line)
+        if stats is not None:
+            st.stat_lines.append(stats)
+        return
+    m = re.match(r"^([A-Z][A-Za-z0-9 ()/_.-]*?): \[(.*)\]$", line)
+    if m:
+        out.params[m.group(1)] = m.group(2)
+        return
+    if _IS_ERROR.match(orig) or re.match(r"^(?:Failed|Error|Unconsumed cmdline flags|Could not|Aborted)", line) \
+            or re.search(r"\b(?:Segmentation fault|not found|No such file|Permission denied|FATAL)\b", line):
+        out.errors.append(line)
+        return
+    if re.match(r"^WARN(?:ING)?: ", orig):
+        out.warnings.append(line)
 
 
 # =========================================================================== tables

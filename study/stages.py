@@ -2,7 +2,9 @@
 its code, its notebook, its place in the order, whether a phone can run it, and its panel in
 the report. Everything else derives from it (``paths.source_notebook``, ``config.resolve``,
 ``reference`` runs, ``phone.support``, the ``paper`` stage's per-finding figures);
-``dvc.yaml`` is written by hand and ``tests/test_stages.py`` fails where it disagrees.
+``dvc.yaml`` is written by hand: ``tests/test_stages.py`` fails where its stages, commands
+and notebooks disagree with this registry, ``tests/test_dvc_deps.py`` where a stage's deps
+miss a module its command imports or its params a key it reads.
 
 A leaf module: it imports nothing of the study. To add a stage: one ``Stage`` here, its
 section in ``study.schema.STAGES``, its module (``run(ctx)``, ``PARAMS``, optionally

@@ -429,7 +429,6 @@ def tidy(df: pd.DataFrame, ctx=None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- analysis
-KEYS = ["model", "task", "trained", "engine", "processor", "clip", "mechanism", "threshold"]
 
 
 def _records(data: pd.DataFrame, kind: str) -> pd.DataFrame:

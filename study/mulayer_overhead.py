@@ -59,8 +59,6 @@ FIXED_INPUT = {"vgg16": 224, "transformer_enc": 224}   # their classifier / posi
 GRANULARITIES = ("operator", "branch", "frame")
 FRAME_POLICIES = ("alternate", "balanced")
 PAIRS = ("cpu+gpu", "cpu+cpu")
-PAPER_C3 = "1.9x to 3.1x slower than the GPU alone (muLayer, Fast Style Transfer)"
-PAPER_C4 = "qualitative: coarse (subgraph) parallelism leaves processors idle; fine (intra-operator) adds suspensions and transfers"
 ALL_CORES = "single:all"   # cpu+cpu pairs: the plain model on the union of both core groups (fair host baseline)
 C9_CLEARLY = 1.10          # C9 (a): "clearly slower" = at least 10% slower than the best single processor
 TOLERANCE = 1e-3  # relative error of co-executed outputs against the single-processor float32 model
@@ -566,23 +564,6 @@ def _verdict(lo: float, hi: float, null: float) -> tuple[str, str]:
     if hi < null:
         return "contradicted", f"95% CI [{lo:.3g}, {hi:.3g}] lies below {null:g}"
     return "inconclusive", f"95% CI [{lo:.3g}, {hi:.3g}] contains {null:g}"
-
-
-def _claim_pair(d: pd.DataFrame) -> str | None:
-    kinds = set(d["pair_kind"]) if len(d) else set()
-    if "cpu+gpu" in kinds:
-        return "cpu+gpu"
-    return "cpu+cpu" if "cpu+cpu" in kinds else None
-
-
-def _stratified_mean_median(groups: list[np.ndarray], n_boot: int, rng) -> tuple[float, float, float]:
-    """Mean over groups of each group's median, with a bootstrap CI resampling within groups."""
-    groups = [g for g in groups if g.size]
-    if not groups:
-        return (np.nan, np.nan, np.nan)
-    est = float(np.mean([np.median(g) for g in groups]))
-    boots = np.mean([_boot_medians(g, n_boot, rng) for g in groups], axis=0)
-    return est, float(np.quantile(boots, .025)), float(np.quantile(boots, .975))
 
 
 def c4_parts(d: pd.DataFrame, pair_kind: str | None, idle_threshold: float = 0.5, n_boot: int = 2000,

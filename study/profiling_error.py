@@ -73,7 +73,6 @@ DEFAULT_CANDIDATES = ["litert/cpu/g0", "litert/cpu/g1", "litert/cpu/all", "liter
 PRIMARY = ("offline_e2e", "ewma")   # the pre-specified C7 comparison
 PAPER_C7 = "qualitative (offline profiles diverge from runtime latency under dynamics; runtime profiling needed)"
 PAPER_C9 = "qualitative (no single strategy fits every context)"
-PARTS = ("offline", "op_time", "scenario", "sensors", "absent", "error")
 
 
 def parse_candidate(text: str) -> tuple[str, str, str]:

@@ -596,7 +596,6 @@ STAGES: dict[str, dict[str, Field]] = {
     "adaptive_runtime": ADAPTIVE_RUNTIME,
     "paper": PAPER,
 }
-SECTIONS = ("harness", "adb", *STAGES)
 TOP_KEYS = (*COMMON, "harness", "adb", *STAGES)
 
 

@@ -11,13 +11,16 @@ the requests that candidate served). The planner
   longest ago (a probe is a real request: its latency is the price of exploring, at most
   1/``probe_every`` of the requests outside re-plans);
 * **re-plans when contention changes**: ``confirm`` consecutive observations of the
-  candidate in use that deviate more than ``change_threshold`` from its window median (up:
-  a competitor arrived; down: one left) mean the conditions changed. The candidate in use
+  candidate in use that deviate from its window median by more than ``change_threshold`` or
+  three robust standard deviations of the window, whichever is larger (up: a competitor
+  arrived; down: one left), mean the conditions changed. The candidate in use
   keeps only the deviating observations; every other candidate is marked stale and probed
-  once (fastest estimate first), its old history dropped when the probe's latency shows a
-  change; then the planner exploits again. A re-plan costs at most K - 1 probes (K
+  twice (fastest estimate first; one sample can be unlucky either way), its old history
+  dropped when a probe's latency shows a change (a background probe that looks better than the
+  candidate in use is confirmed by a second one before it may take over); then the planner
+  exploits again. A re-plan costs at most 2 (K - 1) probes (K
   candidates) and re-plans are ``cooldown`` requests apart, so after a competitor appears
-  on the candidate in use the planner moves within ``confirm + K - 1 + 1`` requests
+  on the candidate in use the planner moves within ``confirm + 2 (K - 1) + 1`` requests
   (``move_bound``) where another candidate is then faster.
 
 A candidate whose request failed leaves the plan (``fail``); the runtime serves the request
@@ -36,8 +39,8 @@ WHY = ("warmup", "exploit", "probe", "replan")
 
 @dataclass(frozen=True)
 class PlannerSettings:
-    estimator: str = "window_median" # the estimate the choice is made on
-    window: int = 8                  # window of the window estimators (and of change detection)
+    estimator: str = "window_mean"   # the estimate the choice is made on (the mean weighs the tail in)
+    window: int = 16                 # window of the window estimators (and of change detection)
     alpha: float = 0.3               # EWMA weight of the newest observation
     change_threshold: float = 0.3    # relative deviation from the window median that counts as a change
     confirm: int = 3                 # consecutive deviating observations that confirm a change
@@ -86,8 +89,8 @@ class Planner:
 
     def move_bound(self) -> int:
         """Requests after a change on the candidate in use within which the planner serves on
-        another one (when another is faster then): detection, one probe of each other, the move."""
-        return self.s.confirm + len(self.live) - 1 + 1
+        another one (when another is faster then): detection, at most two probes of each other, the move."""
+        return self.s.confirm + 2 * (len(self.live) - 1) + 1
 
     # -- decisions ------------------------------------------------------------------
     def choose(self) -> Decision:
@@ -128,9 +131,23 @@ class Planner:
                 e.reset(math.nan)
             self.stale.discard(c)
             e.observe(x, self.i)
+            cur = self.current
+            if (cur is not None and c != cur and e.n < 2 and all(q[0] != c for q in self.queue)
+                    and self.estimate(c) < self.estimate(cur) * (1 - self.s.switch_margin)):
+                self.queue.insert(0, (c, d.why))   # one lucky sample does not move the runtime: confirm it
             if self.current is None and d.why == "warmup" and not self.queue:
                 self.current = min(self.live, key=self.estimate)
         self.i += 1
+
+    def threshold(self, c: str) -> float:
+        """The deviation that counts as a change on ``c``: ``change_threshold``, or three robust
+        standard deviations of its window (1.4826 MAD / median) where the latency is noisier."""
+        e = self.est[c]
+        med = e.value("window_median")
+        if not e.recent or not med > 0:
+            return self.s.change_threshold
+        mad = sorted(abs(v - med) for v in e.recent)[len(e.recent) // 2]
+        return max(self.s.change_threshold, 3 * 1.4826 * mad / med)
 
     def _watch(self, c: str, x: float) -> None:
         """Change detection on the candidate in use; a confirmed change starts a re-plan."""
@@ -138,7 +155,7 @@ class Planner:
         if len(e.recent) < min(self.s.window, 3):
             return
         med = e.value("window_median")
-        if abs(x / med - 1) <= self.s.change_threshold:
+        if abs(x / med - 1) <= self.threshold(c):
             self.deviating = []
             return
         if self.deviating and (x > med) != (self.deviating[-1] > med):
@@ -152,7 +169,7 @@ class Planner:
             e.observe(v, self.i)
         others = sorted((o for o in self.live if o != c), key=self.estimate)
         self.stale = set(others)
-        self.queue = [(o, "replan") for o in others]
+        self.queue = [(o, "replan") for o in others for _ in range(2)]   # two samples each: one can be unlucky
         self.events.append({"type": "replan", "request": self.i, "candidate": c, "latency_ms": x,
                             "median_before_ms": med, "probes": others})
         self.deviating = []

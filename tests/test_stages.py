@@ -47,3 +47,13 @@ def test_phone_table_of_the_readme_follows_the_registry():
         if len(cells) == 3 and cells[1] in ("yes", "skipped"):
             rows[cells[0].strip("`")] = cells[1]
     assert rows == {s: "yes" if stages.get(s).phone else "skipped" for s in stages.findings()}
+
+
+def test_every_panel_has_a_drawing_function():
+    from study import paper
+
+    for s in stages.STAGES:
+        if s.panel is not None:
+            spec = paper.panel_spec(s.name)
+            assert spec is not None and callable(spec[3]), s.name
+            assert spec[:3] == (list(s.panel.tables), s.panel.title, s.panel.ylabel)

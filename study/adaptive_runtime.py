@@ -711,6 +711,9 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     else:
         tables["claims"] = claims(est, reps, bars, p, where, n_runs)
     tables["split"] = split_table(data, seed=seed) if len(_part(data, "split")) else pd.DataFrame()
+    sp = _part(data, "split")
+    tables["split_grid"] = (sp[sp.in_grid.astype(bool)].groupby(["model", "ratio"]).latency_ms.median()
+                            .rename("median_ms").reset_index() if len(sp) else pd.DataFrame())
     tables["split_model"] = _part(data, "split_model")[["model", "ratio", "predicted_ms"]] \
         if len(_part(data, "split_model")) else pd.DataFrame()
     for name, df in tables.items():
@@ -734,6 +737,7 @@ def _style(pol: str) -> dict[str, Any]:
 
 def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     from matplotlib.patches import Patch
+    from matplotlib.ticker import NullFormatter
 
     from study import plotting
 
@@ -757,12 +761,15 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
                 ax.step(gg.e2e_ms, y, where="post", label=label, **_style(pol))
             ax.axhline(0.95, color="grey", lw=0.6, ls=":")
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_title(cond, fontsize=8, loc="left")
-            ax.set(xlabel="request latency (ms, log)", ylabel="share of requests")
-            ax.legend(fontsize=6, loc="lower right")
+            ax.set_xlabel("request latency (ms, log)", fontsize=7)
+            ax.set_ylabel("share of requests", fontsize=7)
+            ax.legend(fontsize=5, loc="lower right")
         for ax in list(axes.flat)[len(conds):]:
             ax.set_visible(False)
         fig.suptitle("Latency CDF per policy and condition (dotted: p95)", fontsize=10)
+        fig.tight_layout()
         figs["latency_cdf"] = fig
         ctx.save(fig, "latency_cdf")
     rt = tables.get("regret_trace")
@@ -797,6 +804,10 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
             if sm is not None and len(sm):
                 c = sm[sm.model == r.model].sort_values("ratio")
                 ax.plot(c.ratio, c.predicted_ms, color="#8C8C8C", lw=1, label="runtime's model T(r)")
+            sg = tables.get("split_grid")
+            if sg is not None and len(sg):
+                g = sg[sg.model == r.model].sort_values("ratio")
+                ax.plot(g.ratio, g.median_ms, ".-", color="k", lw=0.8, ms=4, alpha=0.6, label="measured (grid)")
             for rr, t, lab, mk, col in ((r.r_grid, r.t_r_grid_ms, "grid best", "o", "k"),
                                          (r.r_star, r.t_r_star_ms, "profile r*", "s", "#4C72B0"),
                                          (r.r_pred, r.t_r_pred_ms, "runtime's split", "*", "#C44E52")):

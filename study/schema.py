@@ -480,7 +480,7 @@ ADAPTIVE_RUNTIME: dict[str, Field] = {
     "offline_requests": Field(int, 15, min=1, max=10000, help="idle requests per candidate of the offline profile"),
     "window": Field(int, 16, min=1, max=10000, help="window of the runtime's estimators and change detection"),
     "ewma_alpha": Field(float, 0.3, min=0.001, max=1.0, help="EWMA weight of the newest observation"),
-    "estimator": Field(str, "window_mean", choices=("ewma", "window_median", "window_mean"),
+    "estimator": Field(str, "window_mean", choices=("ewma", "window_median", "window_mean", "window_p90"),
                        help="the estimate the runtime chooses on"),
     "change_threshold": Field(float, 0.3, min=0.01, max=10.0, help="relative deviation that signals a change"),
     "confirm": Field(int, 3, min=1, max=1000, help="consecutive deviating observations that confirm a change"),

@@ -34,6 +34,14 @@ def test_online_estimates_equal_finding4_estimators():
         est.observe(v, i)
 
 
+def test_window_p90_is_numpy_s_percentile():
+    x = np.random.default_rng(2).random(30)
+    e = OnlineEstimate(window=16)
+    for v in x:
+        e.observe(v)
+    assert e.value("window_p90") == pytest.approx(np.percentile(x[-16:], 90))
+
+
 def test_estimate_reset_and_age():
     e = OnlineEstimate(window=4)
     assert math.isnan(e.value()) and e.age(5) == 6

@@ -7,6 +7,9 @@ prior before the first observation). A runtime serving requests cannot wait for 
 and gives, at any moment, exactly the value ``runtime_predictions`` gives at that position
 (``tests/test_runtime.py`` checks it on random traces).
 
+``window_p90`` (the window's 90th percentile, linear interpolation as ``numpy.percentile``) is an
+addition for a tail-latency objective; it is not one of finding 4's estimators.
+
 ``reset(prior)`` forgets the history (a re-plan: the conditions changed, the old
 observations describe another context); ``age`` counts requests since the last observation,
 the staleness the planner uses to decide what to probe.
@@ -17,7 +20,7 @@ import math
 from collections import deque
 from statistics import median
 
-ESTIMATORS = ("window_median", "window_mean", "ewma")
+ESTIMATORS = ("window_median", "window_mean", "ewma", "window_p90")
 
 
 class OnlineEstimate:
@@ -53,6 +56,11 @@ class OnlineEstimate:
             return float(median(self.recent))
         if estimator == "window_mean":
             return float(sum(self.recent) / len(self.recent))
+        if estimator == "window_p90":   # the tail: what a p95 objective needs (not one of finding 4's)
+            xs = sorted(self.recent)
+            pos = 0.9 * (len(xs) - 1)
+            lo = int(pos)
+            return float(xs[lo] + (xs[min(lo + 1, len(xs) - 1)] - xs[lo]) * (pos - lo))
         raise ValueError(f"unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
 
     def age(self, now: int) -> int:

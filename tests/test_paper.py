@@ -108,7 +108,7 @@ def test_claims_per_device(result):
     assert own.set_index("claim").loc["C1", "verdict"] == "reproduced"
     assert own.set_index("claim").loc["C5", "reason"].startswith("stage contention produced no data on this device")
     long = t["claims_all"]
-    assert len(long) == 30 and list(dict.fromkeys(long["device_label"])) == [S.CPU_SLUG, S.GPU_SLUG, S.PHONE_SLUG]
+    assert len(long) == 33 and list(dict.fromkeys(long["device_label"])) == [S.CPU_SLUG, S.GPU_SLUG, S.PHONE_SLUG]
     assert set(long["source"]) == {"this machine", "reference", "peer:alice"}
     g = long[long["device_label"] == S.GPU_SLUG].set_index("claim")
     assert g.loc["C9", "verdict"] == "reproduced"          # C3 and C7 reproduced on the reference
@@ -122,7 +122,7 @@ def test_claims_per_device(result):
     # the main dataset: the gathered evidence, one row per finding row, plus "no data" rows
     ev = pd.read_parquet(paths.dataset("local", "paper", ctx.data_root))
     assert set(ev["status"]) == {"rows", "no data"}
-    assert len(ev[(ev["device_label"] == S.PHONE_SLUG) & (ev["status"] == "no data")]) == 5
+    assert len(ev[(ev["device_label"] == S.PHONE_SLUG) & (ev["status"] == "no data")]) == 6   # adaptive_runtime: none on a phone
 
 
 def test_not_measured_environment_and_methods(result):
@@ -148,7 +148,9 @@ def test_figures_metrics_and_plots(result):
                  "contention_by_device", "profiling_error_by_device", "frame_reuse_by_device"):
         assert (figdir / f"{name}.png").is_file() and (figdir / f"{name}.pdf").is_file(), name
     assert set(res["figures"]) == {"verdicts", "effects", "sensitivity"} | {f"{f}_by_device" for f in
-                                                              ("rigor", *C.findings()) if f != "cross_level"}
+                                                              ("rigor", *C.findings())
+                                                                  if f not in ("cross_level", "adaptive_runtime")}
+    # (cross_level has no panel; the synthetic devices hold no adaptive_runtime tables)
     assert set(res["figure_files"]) == set(res["figures"]) and all(p.suffix == ".png" for p in res["figure_files"].values())
     # one facet per device that has the finding's table
     fig = res["figures"]["mulayer_overhead_by_device"]
@@ -156,10 +158,10 @@ def test_figures_metrics_and_plots(result):
     m = json.loads(res["files"]["metrics"].read_text())
     assert list(m) == [S.CPU_SLUG, S.GPU_SLUG, S.PHONE_SLUG]
     assert m[S.GPU_SLUG]["counts"]["reproduced"] == 5 and m[S.PHONE_SLUG]["counts"]["contradicted"] == 1
-    assert sum(v for k, v in m[S.CPU_SLUG]["counts"].items() if k != "claims") == 10
+    assert sum(v for k, v in m[S.CPU_SLUG]["counts"].items() if k != "claims") == 11
     csv = pd.read_csv(res["files"]["plots"])
     assert list(csv.columns) == ["claim", "device", "source", "verdict", "effect", "ci_lo", "ci_hi", "p_holm", "n"]
-    assert len(csv) == 30
+    assert len(csv) == 33
 
 
 def test_report_is_self_contained_and_lists_every_claim(result):
@@ -170,7 +172,7 @@ def test_report_is_self_contained_and_lists_every_claim(result):
     imgs = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(imgs) >= 4 and all(len(i) > 1000 for i in imgs)
     rows = re.findall(r'<tr class="claim-row" data-device="([^"]+)" data-claim="(C\d+)" data-verdict="([^"]+)">', html)
-    assert len(rows) == 30
+    assert len(rows) == 33
     assert {v for _, _, v in rows} <= set(C.VERDICTS)
     for dev in (S.CPU_SLUG, S.GPU_SLUG, S.PHONE_SLUG):
         assert {c for d, c, _ in rows if d == dev} == set(C.CLAIMS)

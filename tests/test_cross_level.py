@@ -727,6 +727,11 @@ def test_run_end_to_end_tiny_gpu(tmp_path, monkeypatch):
     res = F.run(ctx)
     s = res["tables"]["summary"]
     g = s[(s["engine"] == "torch") & (s["processor"] == "gpu")]
+    # the face detector is a trained .tflite with no PyTorch definition: its torch rows say so
+    # (the GPU run of 2026-12-07 failed here when this test still counted them)
+    face = g[g["model"] == "face_detection_short_range"]
+    assert (face["status"] != "measured").all() and (face["reason"].str.len() > 0).all()
+    g = g[g["model"] == "mobilenet_v2"]
     assert (g[g["variant"].isin(["fp32", "fp16", "pruned_50", "lowrank_50"])]["status"] == "measured").all()
     assert "not applicable" in g[g["variant"] == "int8_dynamic"].iloc[0]["reason"]
     co = s[s["engine"] == "coexec"]

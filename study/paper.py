@@ -125,6 +125,17 @@ def _finding_params(finding: str, profile: str) -> dict[str, Any]:
     return {**base, **over}
 
 
+def _run_overrides(d: explore.DeviceFolder, finding: str) -> dict[str, Any]:
+    """The parameter overrides a reference run recorded (``reference_run.json``: "stage.key"
+    -> value) for this finding: its claims are recomputed with the values it was measured with."""
+    f = Path(d.path) / "reference_run.json"
+    try:
+        over = json.loads(f.read_text()).get("overrides", {}) if f.exists() else {}
+    except (OSError, ValueError):
+        return {}
+    return {k.split(".", 1)[1]: v for k, v in over.items() if k.startswith(finding + ".") and k.count(".") == 1}
+
+
 def recompute_claims(d: explore.DeviceFolder, finding: str) -> tuple[pd.DataFrame | None, str]:
     """A finding's claims rows recomputed from the device folder's tables with the current
     code (``claims_from_tables`` of the finding's module), so data measured with older code
@@ -147,7 +158,8 @@ def recompute_claims(d: explore.DeviceFolder, finding: str) -> tuple[pd.DataFram
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = fn(read, _finding_params(finding, str(fp.get("profile") or "quick")), int(fp.get("seed") or 0))
+            out = fn(read, {**_finding_params(finding, str(fp.get("profile") or "quick")), **_run_overrides(d, finding)},
+                     int(fp.get("seed") or 0))
     except Exception as e:  # noqa: BLE001 - tables of older code without a column: keep the stored rows
         return None, f"recompute failed ({type(e).__name__}: {str(e)[:120]})"
     if out is None or not len(out) or "claim" not in out:

@@ -35,9 +35,11 @@ exposes ``claims_from_tables``. ``evaluate`` then decides one device:
   p is the largest of its components' (intersection-union test); it is contradicted only
   when one strategy wins everywhere.
 
-``evaluate_devices`` does this per device; ``by_device`` pivots to one column per device;
-``metrics`` gives the numbers for ``dvc metrics`` with each device's provenance (profile,
-independent runs, device class); ``sensitivity`` gives each verdict across its thresholds.
+Each row carries ``runs``: the independent runs pooled into its interval (``study.replicate``;
+1 where a folder holds one run). ``evaluate_devices`` does this per device; ``by_device``
+pivots to one column per device; ``metrics`` gives the numbers for ``dvc metrics`` with each
+device's provenance (profile, independent runs: the fewest pooled into a measured claim, and
+per claim; device class); ``sensitivity`` gives each verdict across its thresholds.
 """
 from __future__ import annotations
 
@@ -365,7 +367,8 @@ def _base(c: Claim, form: str = "paper") -> dict[str, Any]:
     return dict(claim=c.id, finding=c.finding, form=form, paper_claim=c.text, text=c.statistic, statistic=c.statistic,
                 hypothesis=c.hypothesis, null=np.nan if c.null is None else c.null, effect=np.nan, ci_lo=np.nan,
                 ci_hi=np.nan, p_value=np.nan, p_holm=np.nan, n=0, paper_value=c.paper_value,
-                paper_setting=c.paper_setting, finding_verdict="", rows=0, _direction=c.direction, _margin=c.margin)
+                paper_setting=c.paper_setting, finding_verdict="", rows=0, runs=1, _direction=c.direction,
+                _margin=c.margin)
 
 
 def _forms(rows: pd.DataFrame) -> pd.Series:
@@ -407,7 +410,7 @@ def _from_row(c: Claim, r: pd.Series, note: str, nrows: int, form: str = "paper"
     out.update(text=_text(r.get("text")) or c.statistic, statistic=_text(r.get("statistic")) or c.statistic,
                effect=_num(r.get("effect")), ci_lo=_num(r.get("ci_lo")), ci_hi=_num(r.get("ci_hi")),
                p_value=_num(r.get("p_value")), n=int(_num(r.get("n"))) if not np.isnan(_num(r.get("n"))) else 0,
-               verdict=v, finding_verdict=v, rows=nrows,
+               verdict=v, finding_verdict=v, rows=nrows, runs=_runs_of(r.get("runs")),
                reason=(reason or "(the finding gave no reason)") + (f" [{note}]" if note else ""))
     # the finding's own threshold and direction, where its table states them, replace the registry's
     direction = _text(r.get("direction")) if _text(r.get("direction")) in ("greater", "less") else c.direction
@@ -569,7 +572,8 @@ def evaluate(tables: Mapping[str, pd.DataFrame | None], alpha: float = ALPHA,
     out["device_class"] = info.get("device_class", "")
     prof = info.get("profile", "")
     out["profile"] = f"{prof} ({PROVISIONAL})" if prof and info.get("provisional") else prof
-    out["runs"] = int(info.get("runs", 1) or 1)
+    # independent runs pooled into each claim's interval (study.replicate; 1: one run)
+    out["runs"] = out["runs"].fillna(1).astype(int) if "runs" in out else 1
     return out[OUT_COLUMNS]
 
 
@@ -588,7 +592,7 @@ def _evaluate_c9(rows: list[dict[str, Any]], tables: Mapping[str, pd.DataFrame |
         return (f"{cid} ({C9_COMPONENTS[cid].split(' (')[0]})", r["finding_verdict"] or r["verdict"], r["reason"],
                 r["p_value"], False)
 
-    a_parts, b_parts = [], []
+    a_parts, b_parts, runs = [], [], []
     for finding, t in tables.items():
         mine = _rows_of(t, "C9", form)
         if mine is None or mine.empty:
@@ -596,6 +600,7 @@ def _evaluate_c9(rows: list[dict[str, Any]], tables: Mapping[str, pd.DataFrame |
         sel = mine[mine["primary"].map(_is_true)] if "primary" in mine.columns and \
             mine["primary"].map(_is_true).any() else mine
         for _, r in sel.iterrows():
+            runs.append(_runs_of(r.get("runs")))
             v = _text(r.get("verdict"))
             part = (f"{finding}'s C9 row ({_text(r.get('text')) or 'no text'})", v if v in VERDICTS else "inconclusive",
                     _text(r.get("reason")), _num(r.get("p_value")), finding == C9_STRATEGY_FINDING)
@@ -603,6 +608,8 @@ def _evaluate_c9(rows: list[dict[str, Any]], tables: Mapping[str, pd.DataFrame |
     if form == "host" and not (a_parts or b_parts):
         return None
     parts = (a_parts or [stand_in("C3")]) + (b_parts or [stand_in("C7")])
+    runs += [_runs_of(by_id[cid].get("runs")) for cid in ("C3", "C7") if cid in by_id
+             and ((cid == "C3" and not a_parts) or (cid == "C7" and not b_parts))]
     verdicts = [p[1] for p in parts]
     gate = _needs_reason(c, info) if form == "paper" else ""
     if gate:
@@ -627,7 +634,8 @@ def _evaluate_c9(rows: list[dict[str, Any]], tables: Mapping[str, pd.DataFrame |
     if gate:
         reason = f"{gate}. {reason}"
     return {**_base(c, form), "text": c.statistic, "verdict": v, "finding_verdict": v, "rows": len(parts),
-            "p_value": p, "n": sum(1 for x in verdicts if x != "not measurable"), "reason": reason}
+            "runs": min(runs) if runs else 1, "p_value": p, "n": sum(1 for x in verdicts if x != "not measurable"),
+            "reason": reason}
 
 
 def evaluate_host(tables: Mapping[str, pd.DataFrame | None], alpha: float = ALPHA,
@@ -686,9 +694,28 @@ def _clean(v: Any) -> Any:
     return v
 
 
+# claims decided by a count that does not vary between runs (C1: the operators of a model's
+# graph that a split rule cannot split): independent runs do not apply
+DETERMINISTIC = ("C1",)
+
+
+def _runs_of(v: Any) -> int:
+    x = _num(v)
+    return 1 if np.isnan(x) or x < 1 else int(x)
+
+
+def independent_runs(g: pd.DataFrame) -> int:
+    """The fewest independent runs pooled into a measured claim of one device (claims that
+    are counts, ``DETERMINISTIC``, left out; 1 where none is measured)."""
+    m = g[(g["verdict"] != "not measurable") & ~g["claim"].isin(DETERMINISTIC)] if len(g) else g
+    vals = [_runs_of(v) for v in m.get("runs", pd.Series(dtype=float))]
+    return min(vals) if vals else 1
+
+
 def _claim_numbers(r: pd.Series) -> dict[str, Any]:
     return {"verdict": r["verdict"], "effect": _clean(r["effect"]), "ci_lo": _clean(r["ci_lo"]),
-            "ci_hi": _clean(r["ci_hi"]), "p_value": _clean(r["p_value"]), "p_holm": _clean(r["p_holm"])}
+            "ci_hi": _clean(r["ci_hi"]), "p_value": _clean(r["p_value"]), "p_holm": _clean(r["p_holm"]),
+            "runs": _runs_of(r.get("runs"))}
 
 
 def metrics(long: pd.DataFrame, host: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -700,7 +727,9 @@ def metrics(long: pd.DataFrame, host: pd.DataFrame | None = None) -> dict[str, A
         counts = {v.replace(" ", "_"): int((g["verdict"] == v).sum()) for v in VERDICTS}
         counts["claims"] = int(len(g))
         first = g.iloc[0]
-        prov = {"profile": _text(first.get("profile")), "independent_runs": int(_num(first.get("runs")) or 1),
+        prov = {"profile": _text(first.get("profile")), "independent_runs": independent_runs(g),
+                "runs_per_claim": {r["claim"]: _runs_of(r.get("runs")) for _, r in g.iterrows()
+                                   if r["verdict"] != "not measurable" and r["claim"] not in DETERMINISTIC},
                 "device_class": _text(first.get("device_class")),
                 "scope": "verdicts hold for this device class only; a host result is not a phone's"}
         entry = {"provenance": prov, "counts": counts,
@@ -740,7 +769,12 @@ def registry_markdown() -> str:
              "the threshold and the one-sided p, Holm-adjusted over every claim decided on the device, is below "
              f"{ALPHA:g}; *contradicted* when the CI lies beyond the margin on the other side; *inconclusive* "
              "otherwise; *not measurable* (with the reason) where the device lacks what the paper's form needs. "
-             "Host forms are reported apart and never decide a claim.", ""]
+             "Host forms are reported apart and never decide a claim. The interval and p of a measured claim pool "
+             "its stage's independent runs (fresh processes; the stage's `runs` parameter: 3 in the quick and "
+             "reference profiles, 5 in the full one; `study/replicate.py`): the mean of the per-run estimates with "
+             "a Student t half-width over runs (log scale for ratios) combined in root-sum-square with the runs' "
+             "mean within-run half-width, and a verdict needs every run's verdict to agree. C1 is a count of the "
+             "model's operators: independent runs do not apply.", ""]
     for c in CLAIMS.values():
         lines += [f"## {c.id} ({c.finding})", "", f"*Paper:* {c.text} ({c.paper_value}"
                   + (f"; {c.paper_setting}" if c.paper_setting else "") + ")", "",

@@ -1419,9 +1419,23 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     return figs
 
 
+def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
+    """What an independent run measures (``study.replicate``): C5's 0 vs the most competitors,
+    CPU-bound on the CPU system's cores and GPU-bound for the GPU systems; C6's app at the
+    claim's frame rate, idle and beside the largest co-running model."""
+    ns = sorted(set(p["n_competitors"]))
+    kinds = [k for k in p["kinds"] if k in ("cpu", "gpu")] or list(p["kinds"])
+    fps = [f for f in p["fps"] if float(f) == float(p["claim_fps"])] or list(p["fps"])
+    return {**p, "n_competitors": [0, ns[-1]] if ns[-1] else [0], "kinds": kinds,
+            "core_placements": ["same"] if "same" in p["core_placements"] else list(p["core_placements"]),
+            "fps": fps, "corun_models": list(p["corun_models"])[-1:]}
+
+
 def run(ctx) -> dict[str, Any]:
+    from study import replicate
+
     data = measure(ctx)
-    tables = analyse(ctx, data)
+    tables = replicate.independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
     figs = plot(ctx, tables)
     ctx.write_fingerprint()
     from study import paths

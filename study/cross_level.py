@@ -1709,7 +1709,17 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
 
 
 # =========================================================================== run
-def run(ctx) -> dict[str, Any]:
-    from study.common import run_finding
+def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
+    """What an independent run measures (``study.replicate``): C10's primary model, every
+    variant x backend of it (the joint and single-level candidates); no pairing split."""
+    prim = p["primary_model"]
+    return {**p, "models": [prim] if prim in p["models"] else list(p["models"])[:1], "coexec_models": []}
 
-    return run_finding(ctx, measure, analyse, plot)
+
+def run(ctx) -> dict[str, Any]:
+    from study import replicate
+
+    ctx.write_fingerprint()
+    data = measure(ctx)
+    tables = replicate.independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
+    return {"data": data, "tables": tables, "figures": plot(ctx, tables)}

@@ -825,9 +825,17 @@ def _phone_notice(ctx, tables: dict[str, pd.DataFrame]):
                                [phone.unsupported_reason(FINDING), "not measured: " + ", ".join(what)])
 
 
+def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
+    """What an independent run measures (``study.replicate``): C8's claim models only."""
+    models = [m for m in p["models"] if m in p["claim_models"]] or list(p["models"])
+    return {**p, "models": models}
+
+
 def run(ctx) -> dict[str, Any]:
+    from study import replicate
+
     data = measure(ctx)
-    tables = analyse(ctx, data)
+    tables = replicate.independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
     figs = plot(ctx, tables)
     ctx.write_fingerprint()
     from study import paths

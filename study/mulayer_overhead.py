@@ -646,6 +646,10 @@ def _pair_text(first: pd.Series, kind: str) -> str:
             f"{int(first['threads_b'])} threads, the second in a worker process), not two processors")
 
 
+def _claim_row(claim: str, form: str, **kw) -> dict[str, Any]:
+    return _row(claim, form, **kw)
+
+
 def _row(claim: str, form: str, **kw) -> dict[str, Any]:
     c = C.CLAIMS[claim]
     base = dict(claim=claim, form=form, paper_value=c.paper_value, text=c.statistic, statistic=c.statistic,
@@ -669,6 +673,9 @@ def _c2_c3_c9(g: pd.DataFrame, kind: str, n_boot: int, seed: int) -> list[dict[s
     rs = float(gm.loc[gm["label"] == "operator:r*", "ratio"].iloc[0]) if co.size else np.nan
     where = f"{m} ({size}x{size}); {_pair_text(first, kind)}"
     rows = []
+
+    def _row(claim, form, **kw):    # the model the row's statistic is measured on (study.replicate's key)
+        return _claim_row(claim, form, models=m, **kw)
     # ---- C2: measured co-execution at r* over the ideal bound 1/(1/t_a + 1/t_b)
     thr2 = C.CLAIMS["C2"].null
     if co.size and a.size and b.size:
@@ -740,6 +747,13 @@ def _c2_c3_c9(g: pd.DataFrame, kind: str, n_boot: int, seed: int) -> list[dict[s
 
 
 def _c4(d: pd.DataFrame, kind: str, parts: pd.DataFrame, idle_threshold: float) -> dict[str, Any]:
+    out = _c4_row(d, kind, parts, idle_threshold)
+    sub = d[d["pair_kind"] == kind] if len(d) and "pair_kind" in d else d
+    out["models"] = ",".join(sorted(set(sub["model"]))) if len(sub) and "model" in sub else ""
+    return out
+
+
+def _c4_row(d: pd.DataFrame, kind: str, parts: pd.DataFrame, idle_threshold: float) -> dict[str, Any]:
     form = _form(kind)
     text = ("(i) the share of wall time with neither processor computing (sync + transfer + merge + other) is "
             "larger at operator level (r*) than at frame level (alternating frames); (ii) at branch level "
@@ -775,7 +789,7 @@ def _c4(d: pd.DataFrame, kind: str, parts: pd.DataFrame, idle_threshold: float) 
 
 
 CLAIM_COLS = ["claim", "form", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "n", "paper_value",
-              "verdict", "reason", "threshold", "direction", "primary"]
+              "verdict", "reason", "threshold", "direction", "primary", "models"]
 
 
 def claims_table(d: pd.DataFrame, absent: pd.DataFrame, parts: pd.DataFrame | None = None, n_boot: int = 2000,
@@ -1014,11 +1028,22 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     return figs
 
 
+def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
+    """What an independent run measures (``study.replicate``): C2, C3 and C9 (a) are measured
+    on the primary model (every pair, granularity and split ratio of it); C4 is a mean over all
+    the models, so its rows (``models``) pool only runs that measured them all (run 1 alone
+    unless ``models`` holds the primary model only)."""
+    prim = C.CLAIMS["C3"].primary_model
+    return {**p, "models": [prim] if prim in p["models"] else list(p["models"])[:1]}
+
+
 def run(ctx) -> dict[str, Any]:
     ctx.settings = effective_settings(ctx)  # before the fingerprint, which records the settings
     ctx.__dict__.pop("fingerprint", None)
     ctx.write_fingerprint()
     data = measure(ctx)
-    tables = analyse(ctx, data)
+    from study import replicate
+
+    tables = replicate.independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
     figs = plot(ctx, tables)
     return {"data": data, "tables": tables, "figures": figs}

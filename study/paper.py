@@ -164,6 +164,12 @@ def recompute_claims(d: explore.DeviceFolder, finding: str) -> tuple[pd.DataFram
         return None, f"recompute failed ({type(e).__name__}: {str(e)[:120]})"
     if out is None or not len(out) or "claim" not in out:
         return None, "the tables it needs are not in the folder"
+    from study import replicate
+
+    try:    # the other independent runs' stored rows, pooled again with the recomputed first run
+        out = replicate.repool(out, read("claim_runs"))
+    except Exception as e:  # noqa: BLE001 - a runs table of older code: the first run alone
+        out = out.assign(reason=out["reason"].astype(str) + f"; independent runs not pooled ({type(e).__name__})")
     return out, ""
 
 

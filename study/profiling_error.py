@@ -868,7 +868,17 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     return figs
 
 
-def run(ctx) -> dict[str, Any]:
-    from study.common import run_finding
+def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
+    """What an independent run measures (``study.replicate``): the same seeded scenario and
+    candidates (C7's trace, C9's contexts) for C7's primary model."""
+    prim = C.CLAIMS["C7"].primary_model
+    return {**p, "models": [prim] if prim in p["models"] else list(p["models"])[:1]}
 
-    return run_finding(ctx, measure, analyse, plot)
+
+def run(ctx) -> dict[str, Any]:
+    from study import replicate
+
+    ctx.write_fingerprint()
+    data = measure(ctx)
+    tables = replicate.independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
+    return {"data": data, "tables": tables, "figures": plot(ctx, tables)}

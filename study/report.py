@@ -167,8 +167,11 @@ def build(data_dir: Path, fig_dir: Path, out: Path, metrics_path: Path | None = 
             prov = m.get("provenance", {})
             if prov:
                 parts.append(f"<p class=\"small\"><b>{esc(dev)}</b>: {esc(prov.get('device_class', ''))}; profile "
-                             f"{esc(prov.get('profile', ''))}; {prov.get('independent_runs', 1)} independent run(s) "
-                             "per stage. These verdicts are about this device class only.</p>")
+                             f"{esc(prov.get('profile', ''))}; at least {prov.get('independent_runs', 1)} independent "
+                             "run(s) (fresh processes) pooled into each measured claim's interval"
+                             + (" (" + esc(", ".join(f"{c}: {n}" for c, n in prov["runs_per_claim"].items())) + ")"
+                                if prov.get("runs_per_claim") else "")
+                             + ". These verdicts are about this device class only.</p>")
             parts.append(f"<p>On <b>{esc(dev)}</b>: {cnt.get('reproduced', 0)} of {cnt.get('claims', 0)} claims "
                          f"reproduced, {cnt.get('contradicted', 0)} contradicted, {cnt.get('inconclusive', 0)} "
                          f"inconclusive, {cnt.get('not_measurable', 0)} not measurable on this device.</p>")

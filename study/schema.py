@@ -248,6 +248,11 @@ def _n_boot(default, lo=100) -> Field:
     return Field(int, default, min=lo, max=100000, help="bootstrap resamples")
 
 
+def _runs() -> Field:
+    return Field(int, 1, min=1, max=100, help="independent runs (fresh processes) of the claims' deciding "
+                                              "measurement, pooled over runs (study.replicate)")
+
+
 def _low_high(default, item, lo, hi, help: str, *, positive: bool = True) -> Field:
     def check(v) -> str | None:
         if v[0] > v[1]:
@@ -385,6 +390,7 @@ MULAYER_OVERHEAD: dict[str, Field] = {
     "max_samples": Field(int, 0, min=0, max=100000,
                          help="cap on the harness's max_samples for this stage's many configurations (0: no cap); "
                               "the effective settings are in the fingerprint and the samples' settings hash"),
+    "runs": _runs(),
 }
 
 
@@ -428,6 +434,7 @@ CONTENTION: dict[str, Field] = {
     "c6_threshold_pp": Field(float, 5.0, min=0.0, max=100.0,
                              help="C6: missed-share increase (percentage points) that counts as material"),
     "n_boot": _n_boot(2000, 200),
+    "runs": _runs(),
 }
 
 PROFILING_ERROR: dict[str, Field] = {
@@ -453,6 +460,7 @@ PROFILING_ERROR: dict[str, Field] = {
     "n_boot": _n_boot(1000),
     "c9_material": Field(float, 0.05, min=0.0, max=1.0,
                          help="C9: the best single candidate must be this much slower than switching per context"),
+    "runs": _runs(),
 }
 
 # a stationary competitor load: none, or kind+count@core group joined by '+' (cpu1@g0, memory1@all+cpu2@g1)
@@ -527,6 +535,7 @@ FRAME_REUSE: dict[str, Field] = {
                           help="models whose points decide C8 (trained: fidelity is accuracy)"),
     "n_boot": _n_boot(1000),
     "boot_block": Field(int, 4, min=1, max=1000, help="block length (frames) of the circular block bootstrap"),
+    "runs": _runs(),
 }
 
 CROSS_LEVEL: dict[str, Field] = {
@@ -568,6 +577,7 @@ CROSS_LEVEL: dict[str, Field] = {
     "int8_reduce_range": Field(bool, True, help="PyTorch int8: 7-bit activations (safe on CPUs without VNNI)"),
     "n_boot": _n_boot(1000),
     "keep_variants": Field(bool, False, help="keep the built variant files after the run"),
+    "runs": _runs(),
 }
 
 PAPER_TITLE = "Heterogeneous mobile processors: potentials and pitfalls, reproduced"

@@ -52,6 +52,7 @@ DYNAMIC = {
     "study.common": _own_module,           # context_from_notebook: the finding's PARAMS
     "study.paper": _findings,              # every finding's claims_from_tables and paper_panel
     "study.reference": _findings,          # not run by a stage; declared for completeness
+    "study.replicate": _own_module,        # an independent run: the finding's own measure and analyse
 }
 
 

@@ -207,8 +207,10 @@ def pool(first: pd.DataFrame, runs: pd.DataFrame, n_planned: int, failed: list[s
             out[c] = np.nan if c != "run_effects" else ""
     out["runs"] = 1
     out["run_effects"] = out["run_effects"].astype(object)
-    cols = _keys(out)
     others = runs[runs["run"] != 1] if len(runs) else runs
+    # a key column the stored runs never filled (rows of older code) does not split them
+    cols = [c for c in _keys(out) if c == "claim" or not len(others) or (
+        c in others.columns and others[c].map(lambda v: isinstance(v, str) and v != "").any())]
     by_key: dict[tuple, list[pd.Series]] = {}
     for _, r in others.iterrows():
         by_key.setdefault(_key(r, cols), []).append(r)

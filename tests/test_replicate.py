@@ -114,6 +114,10 @@ def test_repool_in_the_paper_stage():
     out = R.repool(first, stored).iloc[0]
     assert out["runs"] == 3 and json.loads(out["run_effects"])[0] == 0.5    # the recomputed first run
     assert R.repool(first, None).equals(first)
+    # runs stored by older code without a key column the current code writes still pool
+    now = rows(0.5, 0.45, 0.55, "reproduced", models="m")
+    old = stored.drop(columns=["models"])
+    assert R.repool(now, old).iloc[0]["runs"] == 3
 
 
 # --------------------------------------------------------------------------- a real kill mid independent run

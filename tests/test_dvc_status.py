@@ -25,7 +25,7 @@ def _run(cmd, cwd):
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    dst = copy_repo(tmp_path_factory.mktemp("status") / "repo", skip=("data/reference/", "peers/"))
+    dst = copy_repo(tmp_path_factory.mktemp("status") / "repo", skip=("peers/",))
     (dst / "peers").mkdir()
     device = yaml.safe_load((dst / "params.yaml").read_text())["device"]
     for st in yaml.safe_load((dst / "dvc.yaml").read_text())["stages"].values():

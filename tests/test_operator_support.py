@@ -355,7 +355,10 @@ def test_run_end_to_end_on_cpu(tmp_path):
     # co-execution and claims
     t = res["tables"]
     c1 = t["claims"][(t["claims"].claim == "C1") & (t["claims"].representation == "tflite graph")].iloc[0]
-    assert c1.n == 78 and c1.verdict in ("reproduced", "contradicted")
+    # 24 of 78 unsplittable: 30.8% against the declared 25% bar, exact binomial p ~ 0.15, so
+    # inconclusive here; whatever the verdict, it carries its one-sided p
+    assert c1.n == 78 and c1.verdict != "not measurable" and 0 <= c1.p_value <= 1
+    assert (c1.verdict == "reproduced") == (c1.ci_lo > 0.25 and c1.p_value < 0.05)
     assert t["coexec"]["unsplittable_count_share"].between(0, 1).all()
     assert (t["support"].query("available == True and view == 'cpu'")["n_repeats"] == 2).all()
     for name in ("fallback_by_count", "fallback_by_latency", "coexec_unsplittable", "amdahl_bound"):

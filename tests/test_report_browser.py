@@ -191,7 +191,8 @@ def test_synthetic_report_renders_in_chromium(synthetic_report, tmp_path):
     # the numbers in the text are those of the metrics file (5 reproduced on the synthetic reference)
     metrics = json.loads((report.parents[3] / "metrics/local/paper.json").read_text())
     assert metrics["test-xeon_16c_nvidia-h100"]["counts"]["reproduced"] == 5
-    assert "On test-xeon_16c_nvidia-h100: 5 of 10 claims reproduced, 0 contradicted" in res["text"]
+    n = metrics["test-xeon_16c_nvidia-h100"]["counts"]["claims"]      # C1..C11
+    assert n == 11 and f"On test-xeon_16c_nvidia-h100: 5 of {n} claims reproduced, 0 contradicted" in res["text"]
     print(f"screenshot: {shot}")
 
 

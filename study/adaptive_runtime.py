@@ -581,7 +581,7 @@ def c11_table(est: dict[str, float], reps: dict[str, np.ndarray], bars: dict[str
 
 
 CLAIM_COLUMNS = ["claim", "form", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_value", "n", "paper_value",
-                 "verdict", "reason", "primary", "threshold", "direction", "margin"]
+                 "verdict", "reason", "primary", "threshold", "direction", "margin", "runs"]
 
 
 def claims(est: dict[str, float], reps: dict[str, np.ndarray], bars: dict[str, float], p: dict[str, Any],
@@ -612,7 +612,7 @@ def claims(est: dict[str, float], reps: dict[str, np.ndarray], bars: dict[str, f
         v = "inconclusive"
     per = "; ".join(f"{c}: {est[c]:.3f} (bar {bars[c]:g})" for c in conds)
     return pd.DataFrame([{**base, "effect": effect, "ci_lo": lo, "ci_hi": hi, "p_value": pval, "n": n_runs,
-                          "verdict": v,
+                          "runs": n_runs, "verdict": v,
                           "reason": (f"p95 ratio adaptive / best static in hindsight per condition: {per}; largest "
                                      f"excess over its bar {effect:+.3f} [{lo:+.3f}, {hi:+.3f}]; one-sided "
                                      f"stratified block-bootstrap p {pval:.2g} ({len(worst)} resamples of "

@@ -1029,12 +1029,11 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
 
 
 def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
-    """What an independent run measures (``study.replicate``): C2, C3 and C9 (a) are measured
-    on the primary model (every pair, granularity and split ratio of it); C4 is a mean over all
-    the models, so its rows (``models``) pool only runs that measured them all (run 1 alone
-    unless ``models`` holds the primary model only)."""
-    prim = C.CLAIMS["C3"].primary_model
-    return {**p, "models": [prim] if prim in p["models"] else list(p["models"])[:1]}
+    """What an independent run measures (``study.replicate``): the stage's whole design.
+    C2, C3 and C9 (a) are decided on the primary model, but C4 is a mean over all the models,
+    so every run measures them all and C4 pools as many runs as the others (a run of the
+    primary model alone would leave C4 one run, its interval within-run only)."""
+    return dict(p)
 
 
 def run(ctx) -> dict[str, Any]:

@@ -173,3 +173,10 @@ def test_a_stage_killed_mid_independent_run_measures_that_run_again(tmp_path):
     assert res == {"runs": 3, "run_ids": [1, 2, 3]}
     assert (runs / "run-2" / "done.json").read_text() == done2          # the complete run was kept
     assert json.loads((runs / "run-3" / "done.json").read_text())["run"] == 3
+
+
+def test_mulayer_independent_runs_measure_every_model_so_C4_pools_all_runs():
+    # C4 is a mean over the stage's models: a run of the primary model alone would leave it one run
+    from study import mulayer_overhead as M
+    p = {"models": ["fast_style_transfer", "mobilenet_v2", "resnet50"], "runs": 3}
+    assert M.replicate_params(p)["models"] == p["models"]

@@ -239,10 +239,33 @@ def summary(ref_dir: Path) -> str:
         if parts:
             lines.append(f"* **C6** ({cv.inference_model.iloc[0]} inference): " + "; ".join(parts)
                          + "; paper: over 90% frame drops.")
+    lines += _c8_lines(table("frame_reuse/claims"), table("frame_reuse/summary"))
     cl = table("cross_level/summary")
+    cut = rep.get("stages", {}).get("cross_level", {}).get("state") == "running"
     lines.append("* **C10**: " + ("see `cross_level/summary.parquet`" if cl is not None else
-                                  "not measured yet on this device (its stage was cut at the end of the device time)."))
+                                  "not measured yet on this device (its stage was cut at the end of the device time)."
+                                  if cut else "not measured yet on this device."))
     return "\n".join(lines)
+
+
+def _c8_lines(claims, summ) -> list[str]:
+    """C8 (frame reuse): the claim's pooled row, and per model on the GPU the full inference
+    beside frame-level reuse at the smallest change threshold (latency and fidelity)."""
+    if claims is None or not len(claims[claims.claim == "C8"]):
+        return []
+    c = claims[claims.claim == "C8"].iloc[0]
+    out = [f"* **C8** frame reuse: {c.verdict}, latency reduction {c.effect:.2f} [{c.ci_lo:.2f}, {c.ci_hi:.2f}] "
+           f"({int(c.runs)} runs); {str(c.reason).split(';')[0]}."]
+    if summ is not None:
+        g = summ[(summ.processor == "gpu")]
+        for (m, eng), rows in g.groupby(["model", "engine"]):
+            full, fr = rows[rows.mechanism == "full"], rows[rows.mechanism == "frame"].sort_values("threshold")
+            if len(full) and len(fr):
+                a, b = full.iloc[0], fr.iloc[0]
+                out.append(f"  * `{m}` on the GPU ({eng}): every frame {a.lat_mean:.2f} ms; frame reuse at threshold "
+                           f"{b.threshold:g}: {b.lat_mean:.2f} ms [{b.lat_ci_lo:.2f}, {b.lat_ci_hi:.2f}], {b.metric} "
+                           f"{b.fidelity:.3f}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1471,6 +1471,6 @@ def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(ctx) -> dict[str, Any]:
-    from study.common import run_replicated
+    from study import replicate
 
-    return run_replicated(ctx, measure, analyse, plot, replicate_params)
+    return replicate.run_finding(ctx, measure, analyse, plot, replicate_params)

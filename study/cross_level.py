@@ -75,7 +75,6 @@ from the harness), ``coexec`` (a co-execution pairing's predicted split ratio).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -89,6 +88,7 @@ import pandas as pd
 
 from study import claims as C
 from study import stats
+from study.logcache import KeyedLog
 from study.schema import STAGES, ParamError
 
 FINDING = "cross_level"
@@ -300,10 +300,6 @@ def _spec_for(base, path: Path, fmt: str):
 
     return ModelSpec(name=base.name, source=base.source, task=base.task, files={fmt: str(path.resolve())},
                      torch_zoo=base.torch_zoo, seed=base.seed, inputs=base.inputs, outputs=base.outputs)
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class Builder:
@@ -665,29 +661,13 @@ def measure_placement(art: Artifact, processor: str, threads: int, spec, static:
 
 
 # =========================================================================== raw-log cache
-class _Records:
+class _Records(KeyedLog):
     """Fidelity and placement measurements appended to a raw log as taken; a rerun after a
-    kill reuses those of the unfinished session under the same key."""
+    kill reuses those of the unfinished session under the same key (``base``: the parameters,
+    environment and seed they were taken under)."""
 
     def __init__(self, log, base: dict[str, Any]):
-        self.log = log
-        self.base = _digest(base)
-        self.done: dict[str, dict[str, Any]] = {}
-        for rec in log.records():
-            if rec.get("base") == self.base and "key" in rec:
-                self.done[rec["key"]] = rec
-
-    def key(self, **parts) -> str:
-        return json.dumps(parts, sort_keys=True, default=str)
-
-    def get(self, key: str):
-        return self.done.get(key)
-
-    def put(self, key: str, kind: str, **payload) -> dict[str, Any]:
-        rec = {"type": kind, "key": key, "base": self.base, "t_wall": time.time(), **payload}
-        self.log.append(rec)
-        self.done[key] = rec
-        return rec
+        super().__init__(log, base, field="base")
 
 
 def _json_safe(v):

@@ -920,23 +920,15 @@ def _plot_regret(rg: pd.DataFrame):
 
 
 def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    figs = {}
+    from study import plotting
+
+    each = "each benchmark_model block: its mean" if phone.is_phone(ctx) else "each inference"
     pred = tables.get("predictions")
-    if pred is not None and len(pred):
-        each = "each benchmark_model block: its mean" if phone.is_phone(ctx) else "each inference"
-        figs["trace"] = _plot_trace(pred, tables.get("sensors"), each)
-        ctx.save(figs["trace"], "trace")
-        figs["error_cdf"] = _plot_error_cdf(pred)
-        ctx.save(figs["error_cdf"], "error_cdf")
-    eb = tables.get("errors_by_phase")
-    if eb is not None and len(eb):
-        figs["mape_by_phase"] = _plot_mape_by_phase(eb)
-        ctx.save(figs["mape_by_phase"], "mape_by_phase")
-    rg = tables.get("regret")
-    if rg is not None and len(rg):
-        figs["regret"] = _plot_regret(rg)
-        ctx.save(figs["regret"], "regret")
-    return figs
+    return plotting.draw_and_save(ctx, [
+        ("trace", pred, lambda p: _plot_trace(p, tables.get("sensors"), each)),
+        ("error_cdf", pred, _plot_error_cdf),
+        ("mape_by_phase", tables.get("errors_by_phase"), _plot_mape_by_phase),
+        ("regret", tables.get("regret"), _plot_regret)])
 
 
 def replicate_params(p: dict[str, Any]) -> dict[str, Any]:

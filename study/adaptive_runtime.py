@@ -735,99 +735,118 @@ def _style(pol: str) -> dict[str, Any]:
     return dict(lw=0.9, ls="-", alpha=0.8)
 
 
-def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    from matplotlib.patches import Patch
+def _plot_latency_cdf(cdf: pd.DataFrame, summ: pd.DataFrame | None):
+    """Each condition's latency CDF per policy; the best static candidate in hindsight named."""
     from matplotlib.ticker import NullFormatter
 
     from study import plotting
 
-    figs = {}
-    cdf = tables.get("cdf")
-    if cdf is not None and len(cdf):
-        conds = list(dict.fromkeys(cdf.condition))
-        ncol = min(len(conds), 2)
-        nrow = int(np.ceil(len(conds) / ncol))
-        fig, axes = plotting.figure(plotting.WIDTH, 2.6 * nrow + 0.6, nrows=nrow, ncols=ncol, squeeze=False)
-        summ = tables.get("summary")
-        for ax, cond in zip(axes.flat, conds):
-            g = cdf[cdf.condition == cond]
-            hs = ""
-            if summ is not None and len(summ):
-                h = summ[(summ.condition == cond) & (summ.policy == HINDSIGHT)]
-                hs = h.candidate.iloc[0] if len(h) else ""
-            for pol, gg in g.groupby("policy", sort=False):
-                y = np.arange(1, len(gg) + 1) / len(gg)
-                label = pol + (" (best in hindsight)" if pol == static_name(hs) else "")
-                ax.step(gg.e2e_ms, y, where="post", label=label, **_style(pol))
-            ax.axhline(0.95, color="grey", lw=0.6, ls=":")
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_title(cond, fontsize=8, loc="left")
-            ax.set_xlabel("request latency (ms, log)", fontsize=7)
-            ax.set_ylabel("share of requests", fontsize=7)
-            ax.legend(fontsize=5, loc="lower right")
-        for ax in list(axes.flat)[len(conds):]:
-            ax.set_visible(False)
-        fig.suptitle("Latency CDF per policy and condition (dotted: p95)", fontsize=10)
-        fig.tight_layout()
-        figs["latency_cdf"] = fig
-        ctx.save(fig, "latency_cdf")
-    rt = tables.get("regret_trace")
-    if rt is not None and len(rt):
-        fig, ax = plotting.figure()
-        first = rt[rt.run_id == rt.run_id.iloc[0]]
-        segs = first.groupby("segment").agg(t0=("seg_start_s", "first"), t1=("seg_end_s", "first"),
-                                            kind=("phase_kind", "first"), on=("burst_on", "first")).reset_index()
-        for r in segs.itertuples():
-            color = PHASE_COLORS.get(r.kind)
-            if color is None or (r.kind == "burst" and not (r.on is not None and not pd.isna(r.on) and bool(r.on))):
-                continue
-            ax.axvspan(r.t0, r.t1, color=color, alpha=0.12, lw=0)
-        for i, (rid, g) in enumerate(rt.groupby("run_id", sort=True)):
-            g = g.sort_values("t_s")
-            ax.plot(g.t_s, g.regret_ms.rolling(9, min_periods=1, center=True).median(), lw=0.9,
-                    label=f"run {i + 1}")
-        ax.axhline(0, color="k", lw=0.6)
-        handles, _ = ax.get_legend_handles_labels()
-        handles += [Patch(color=c, alpha=0.3, label=f"{k} phase") for k, c in PHASE_COLORS.items() if c]
-        ax.legend(handles=handles, fontsize=6, ncol=3, loc="upper right")
-        ax.set(xlabel="time since the dynamic scenario's start (s)",
-               ylabel="adaptive - oracle (ms, rolling median of 9)",
-               title="Regret of the adaptive runtime against the per-step oracle")
-        figs["regret_time"] = fig
-        ctx.save(fig, "regret_time")
-    sp, sm = tables.get("split"), tables.get("split_model")
-    if sp is not None and len(sp):
-        fig, axes = plotting.figure(plotting.WIDTH, 2.4 * int(np.ceil(len(sp) / 2)) + 0.6,
-                                    nrows=int(np.ceil(len(sp) / 2)), ncols=min(2, len(sp)), squeeze=False)
-        for ax, r in zip(axes.flat, sp.itertuples()):
-            if sm is not None and len(sm):
-                c = sm[sm.model == r.model].sort_values("ratio")
-                ax.plot(c.ratio, c.predicted_ms, color="#8C8C8C", lw=1, label="runtime's model T(r)")
-            sg = tables.get("split_grid")
-            if sg is not None and len(sg):
-                g = sg[sg.model == r.model].sort_values("ratio")
-                ax.plot(g.ratio, g.median_ms, ".-", color="k", lw=0.8, ms=4, alpha=0.6, label="measured (grid)")
-            for rr, t, lab, mk, col in ((r.r_grid, r.t_r_grid_ms, "grid best", "o", "k"),
-                                         (r.r_star, r.t_r_star_ms, "profile r*", "s", "#4C72B0"),
-                                         (r.r_pred, r.t_r_pred_ms, "runtime's split", "*", "#C44E52")):
-                ax.plot([rr], [t], mk, color=col, ms=8 if mk == "*" else 6, label=f"{lab} {rr:.2f}: {t:.1f} ms")
-            ax.set_title(f"{r.model} ({r.pair})", fontsize=8, loc="left")
-            ax.set(xlabel="share on b (r)", ylabel="latency (ms, median)")
-            ax.legend(fontsize=6)
-        for ax in list(axes.flat)[len(sp):]:
-            ax.set_visible(False)
-        fig.suptitle("Predicted vs grid-best co-execution split", fontsize=10)
-        figs["split"] = fig
-        ctx.save(fig, "split")
+    conds = list(dict.fromkeys(cdf.condition))
+    ncol = min(len(conds), 2)
+    nrow = int(np.ceil(len(conds) / ncol))
+    fig, axes = plotting.figure(plotting.WIDTH, 2.6 * nrow + 0.6, nrows=nrow, ncols=ncol, squeeze=False)
+    for ax, cond in zip(axes.flat, conds):
+        g = cdf[cdf.condition == cond]
+        hs = ""
+        if summ is not None and len(summ):
+            h = summ[(summ.condition == cond) & (summ.policy == HINDSIGHT)]
+            hs = h.candidate.iloc[0] if len(h) else ""
+        for pol, gg in g.groupby("policy", sort=False):
+            y = np.arange(1, len(gg) + 1) / len(gg)
+            label = pol + (" (best in hindsight)" if pol == static_name(hs) else "")
+            ax.step(gg.e2e_ms, y, where="post", label=label, **_style(pol))
+        ax.axhline(0.95, color="grey", lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(cond, fontsize=8, loc="left")
+        ax.set_xlabel("request latency (ms, log)", fontsize=7)
+        ax.set_ylabel("share of requests", fontsize=7)
+        ax.legend(fontsize=5, loc="lower right")
+    for ax in list(axes.flat)[len(conds):]:
+        ax.set_visible(False)
+    fig.suptitle("Latency CDF per policy and condition (dotted: p95)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_regret_time(rt: pd.DataFrame):
+    """The adaptive runtime's regret against the per-step oracle over the scenario, per run,
+    over the first run's load phases."""
+    from matplotlib.patches import Patch
+
+    from study import plotting
+
+    fig, ax = plotting.figure()
+    first = rt[rt.run_id == rt.run_id.iloc[0]]
+    segs = first.groupby("segment").agg(t0=("seg_start_s", "first"), t1=("seg_end_s", "first"),
+                                        kind=("phase_kind", "first"), on=("burst_on", "first")).reset_index()
+    for r in segs.itertuples():
+        color = PHASE_COLORS.get(r.kind)
+        if color is None or (r.kind == "burst" and not (r.on is not None and not pd.isna(r.on) and bool(r.on))):
+            continue
+        ax.axvspan(r.t0, r.t1, color=color, alpha=0.12, lw=0)
+    for i, (rid, g) in enumerate(rt.groupby("run_id", sort=True)):
+        g = g.sort_values("t_s")
+        ax.plot(g.t_s, g.regret_ms.rolling(9, min_periods=1, center=True).median(), lw=0.9,
+                label=f"run {i + 1}")
+    ax.axhline(0, color="k", lw=0.6)
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(color=c, alpha=0.3, label=f"{k} phase") for k, c in PHASE_COLORS.items() if c]
+    ax.legend(handles=handles, fontsize=6, ncol=3, loc="upper right")
+    ax.set(xlabel="time since the dynamic scenario's start (s)",
+           ylabel="adaptive - oracle (ms, rolling median of 9)",
+           title="Regret of the adaptive runtime against the per-step oracle")
+    return fig
+
+
+def _plot_split(sp: pd.DataFrame, sm: pd.DataFrame | None, sg: pd.DataFrame | None):
+    """Per model: the runtime's split model T(r), the measured grid, and the grid-best, profile
+    and runtime split ratios."""
+    from study import plotting
+
+    fig, axes = plotting.figure(plotting.WIDTH, 2.4 * int(np.ceil(len(sp) / 2)) + 0.6,
+                                nrows=int(np.ceil(len(sp) / 2)), ncols=min(2, len(sp)), squeeze=False)
+    for ax, r in zip(axes.flat, sp.itertuples()):
+        if sm is not None and len(sm):
+            c = sm[sm.model == r.model].sort_values("ratio")
+            ax.plot(c.ratio, c.predicted_ms, color="#8C8C8C", lw=1, label="runtime's model T(r)")
+        if sg is not None and len(sg):
+            g = sg[sg.model == r.model].sort_values("ratio")
+            ax.plot(g.ratio, g.median_ms, ".-", color="k", lw=0.8, ms=4, alpha=0.6, label="measured (grid)")
+        for rr, t, lab, mk, col in ((r.r_grid, r.t_r_grid_ms, "grid best", "o", "k"),
+                                     (r.r_star, r.t_r_star_ms, "profile r*", "s", "#4C72B0"),
+                                     (r.r_pred, r.t_r_pred_ms, "runtime's split", "*", "#C44E52")):
+            ax.plot([rr], [t], mk, color=col, ms=8 if mk == "*" else 6, label=f"{lab} {rr:.2f}: {t:.1f} ms")
+        ax.set_title(f"{r.model} ({r.pair})", fontsize=8, loc="left")
+        ax.set(xlabel="share on b (r)", ylabel="latency (ms, median)")
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(sp):]:
+        ax.set_visible(False)
+    fig.suptitle("Predicted vs grid-best co-execution split", fontsize=10)
+    return fig
+
+
+def _plot_not_measured(caps: pd.DataFrame | None):
+    from study import plotting
+
+    fig, ax = plotting.figure()
+    why = caps.reason.iloc[0] if caps is not None and len(caps) else "nothing served"
+    ax.text(0.5, 0.5, f"not measured here:\n{why}", ha="center", va="center", wrap=True, fontsize=8)
+    ax.set_axis_off()
+    return fig
+
+
+def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    from study import plotting
+
+    figs = plotting.draw_and_save(ctx, [
+        ("latency_cdf", tables.get("cdf"), lambda cdf: _plot_latency_cdf(cdf, tables.get("summary"))),
+        ("regret_time", tables.get("regret_trace"), _plot_regret_time),
+        ("split", tables.get("split"),
+         lambda sp: _plot_split(sp, tables.get("split_model"), tables.get("split_grid")))])
     if not figs:
-        fig, ax = plotting.figure()
-        caps = tables.get("capabilities")
-        why = caps.reason.iloc[0] if caps is not None and len(caps) else "nothing served"
-        ax.text(0.5, 0.5, f"not measured here:\n{why}", ha="center", va="center", wrap=True, fontsize=8)
-        ax.set_axis_off()
-        figs["latency_cdf"] = fig
-        ctx.save(fig, "latency_cdf")
+        figs["latency_cdf"] = _plot_not_measured(tables.get("capabilities"))
+        ctx.save(figs["latency_cdf"], "latency_cdf")
     return figs
 
 

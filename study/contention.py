@@ -160,8 +160,9 @@ def conditions(kinds: list[str], ns: list[int], placements: list[str], has_cross
     return out
 
 
-def schedule(conds: list[Condition], rounds: int, seed: int) -> list[tuple[int, int, Condition]]:
-    """(visit, round, condition): every condition once per round, in a seeded random order."""
+def schedule(conds: list, rounds: int, seed: int) -> list[tuple[int, int, Any]]:
+    """(visit, round, condition): every condition (or co-running app run) once per round, in a
+    seeded random order, numbered in that order."""
     rng = random.Random(seed)
     out = []
     for r in range(rounds):
@@ -243,16 +244,91 @@ def availability_rows(ctx, models: list[str], suts: list[str], kinds: list[str])
 
 
 # =========================================================================== measure
+def _usable(sel: pd.DataFrame) -> bool:
+    return bool(len(sel)) and bool(sel.available.all())
+
+
+def usable_kinds_and_suts(avail: pd.DataFrame, p: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The competitor kinds and (model, system) pairs that the availability table says can run."""
+    kinds_ok = [k for k in p["kinds"] if _usable(avail[(avail.what == "competitor") & (avail.kind == k)])]
+    suts_ok = [(m, s) for m in p["models"] for s in p["suts"]
+               if _usable(avail[(avail.what == "system") & (avail.model == m) & (avail.sut == s)])]
+    return kinds_ok, suts_ok
+
+
+def _warm_sessions(cfg_for, suts_ok: list[tuple[str, str]], warmup: int, all_cores: list[int]) -> None:
+    """Open and warm every session before any competitor starts."""
+    for m, s in suts_ok:
+        cfg = cfg_for(m, s, -1, -1, Condition("none", 0, "none"))
+        try:
+            sess = cfg.opener()
+            set_affinity(cfg.cores)
+            for _ in range(max(1, warmup)):
+                sess.run()
+        except Exception:
+            pass  # remembered by the cache; the harness records it as failed in every visit
+        finally:
+            set_affinity(all_cores)
+
+
+def _start_standby(pool, conds: list[Condition], gpu_cores: list[int],
+                   inf_cores: list[int]) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """Competitors on stand-by: started once (the most any condition needs, of each kind) and
+    paused (SIGSTOP), to be resumed, re-pinned, for the visits that need them. Returns their
+    pids per kind and, for each kind that could not start, why."""
+    needed = {k: max(c.n for c in conds if c.kind == k) for k in {c.kind for c in conds if c.n}}
+    standby: dict[str, list[int]] = {}
+    standby_error: dict[str, str] = {}
+    for kind in sorted(needed):
+        try:
+            standby[kind] = pool.start(kind, needed[kind], gpu_cores if kind == "gpu" else inf_cores)
+            pool.pause(standby[kind])
+        except CompetitorError as e:
+            standby_error[kind] = str(e)
+    return standby, standby_error
+
+
+def _standby_for(cond: Condition, pool, standby: dict[str, list[int]],
+                 standby_error: dict[str, str]) -> tuple[list[int], str | None]:
+    """The stand-by competitors a condition resumes, and why they are not running (None: they are)."""
+    if not cond.n:
+        return [], None
+    active = standby.get(cond.kind, [])[:cond.n]
+    lost = [pid for pid in active if pid not in pool.pids()]
+    return active, standby_error.get(cond.kind) or (f"competitor(s) {lost} exited" if lost else None)
+
+
+def _failed_rows(configs: list[Config], why: str) -> pd.DataFrame:
+    return pd.DataFrame([{**c.columns, "measurement": "failed", "reason": why[:500]} for c in configs])
+
+
+def _run_visit(ctx, log, pool, configs: list[Config], settings: HarnessSettings, active: list[int],
+               cores: list[int] | None, all_cores: list[int]) -> tuple[Any, float, float, float, int]:
+    """One visit measured: the competitors ``active`` resumed on ``cores`` and ramped up, every
+    configuration through the harness, the competitors paused again. Returns the harness, the
+    visit's start (wall clock), its measuring seconds, the competitors' CPU seconds meanwhile
+    and how many competitors still ran at its end."""
+    t_start = time.time()
+    harness = ctx.harness(log, settings, progress=False)
+    try:
+        if active:
+            pool.resume(active, cores)
+            time.sleep(ctx.params["ramp_s"])
+        cpu0, t0 = pool.cpu_seconds(), time.monotonic()
+        harness.run(configs, resume=False)
+        cpu1, t1 = pool.cpu_seconds(), time.monotonic()
+        alive = sum(pool.running().values())
+    finally:
+        pool.pause(active)
+        set_affinity(all_cores)
+    return harness, t_start, t1 - t0, cpu1 - cpu0, alive
+
+
 def measure_contention(ctx, avail: pd.DataFrame, cache: SessionCache) -> pd.DataFrame:
     p = ctx.params
     groups = {k: list(v) for k, v in ctx.device.core_groups().items()}  # before anything pins us
     inf_group, cross_group = choose_groups(groups, p["inference_core_group"])
-    def usable(sel: pd.DataFrame) -> bool:
-        return bool(len(sel)) and bool(sel.available.all())
-
-    kinds_ok = [k for k in p["kinds"] if usable(avail[(avail.what == "competitor") & (avail.kind == k)])]
-    suts_ok = [(m, s) for m in p["models"] for s in p["suts"]
-               if usable(avail[(avail.what == "system") & (avail.model == m) & (avail.sut == s)])]
+    kinds_ok, suts_ok = usable_kinds_and_suts(avail, p)
     conds = conditions(kinds_ok, list(p["n_competitors"]), list(p["core_placements"]), cross_group is not None)
     visits = schedule(conds, p["rounds"], ctx.seed)
     log = ctx.raw_log()
@@ -268,41 +344,19 @@ def measure_contention(ctx, avail: pd.DataFrame, cache: SessionCache) -> pd.Data
         key = f"contention|{model}|{sut}|{inf_group}"
         return Config(columns=c.columns, opener=cache.shared_opener(key, c.opener), cores=c.cores)
 
-    # open and warm every session before any competitor starts
-    for m, s in suts_ok:
-        cfg = cfg_for(m, s, -1, -1, Condition("none", 0, "none"))
-        try:
-            sess = cfg.opener()
-            set_affinity(cfg.cores)
-            for _ in range(max(1, ctx.settings.warmup)):
-                sess.run()
-        except Exception:
-            pass  # remembered by the cache; the harness records it as failed in every visit
-        finally:
-            set_affinity(groups["all"])
-
-    frames = []
-
     def cores_of(cond: Condition) -> list[int]:
         if cond.kind == "gpu":
             return gpu_cores
         return groups[inf_group if cond.competitor_cores == "same" else cross_group]
 
-    def failed_rows(configs, why: str) -> pd.DataFrame:
-        return pd.DataFrame([{**c.columns, "measurement": "failed", "reason": why[:500]} for c in configs])
+    def recorded(configs, settings, rec) -> list[pd.DataFrame]:
+        return _visit_frames(ctx.samples(log, configs, settings, run_ids=[rec["run_id"]]),
+                             ctx.failures(log, configs, settings, run_ids=[rec["run_id"]]), rec)
 
-    # Competitors on stand-by: started once (the most any condition needs, of each kind),
-    # paused (SIGSTOP) and resumed, re-pinned, for the visits that need them.
-    needed = {k: max(c.n for c in conds if c.kind == k) for k in {c.kind for c in conds if c.n}}
+    _warm_sessions(cfg_for, suts_ok, ctx.settings.warmup, groups["all"])
+    frames = []
     with CompetitorPool(device=ctx.device, memory_bytes=memory_bytes) as pool:
-        standby: dict[str, list[int]] = {}
-        standby_error: dict[str, str] = {}
-        for kind in sorted(needed):
-            try:
-                standby[kind] = pool.start(kind, needed[kind], gpu_cores if kind == "gpu" else groups[inf_group])
-                pool.pause(standby[kind])
-            except CompetitorError as e:
-                standby_error[kind] = str(e)
+        standby, standby_error = _start_standby(pool, conds, gpu_cores, groups[inf_group])
         finished = visit_records(log)
         for visit, rnd, cond in visits:
             configs = [cfg_for(m, s, visit, rnd, cond) for m, s in suts_ok]
@@ -310,41 +364,24 @@ def measure_contention(ctx, avail: pd.DataFrame, cache: SessionCache) -> pd.Data
                                       ctx.seed + visit, p["visit_warmup"])
             rec = _matching_visit(finished, visit, cond, settings.hash(ctx.env))
             if rec is not None:  # resumed: measured and recorded before a kill
-                frames += _visit_frames(ctx.samples(log, configs, settings, run_ids=[rec["run_id"]]),
-                                        ctx.failures(log, configs, settings, run_ids=[rec["run_id"]]), rec)
+                frames += recorded(configs, settings, rec)
                 continue
             # a visit without its record (killed before it) is measured again, its samples ignored
-            active: list[int] = []
             cores = cores_of(cond) if cond.n else None
-            if cond.n:
-                active = standby.get(cond.kind, [])[:cond.n]
-                lost = [pid for pid in active if pid not in pool.pids()]
-                why = standby_error.get(cond.kind) or (f"competitor(s) {lost} exited" if lost else None)
-                if why:
-                    log.append({"type": "visit_failed", "visit": visit, "round": rnd, "kind": cond.kind,
-                                "n": cond.n, "competitor_cores": cond.competitor_cores, "reason": why[:500]})
-                    frames.append(failed_rows(configs, f"competitors not running: {why}"))
-                    continue
-            t_start = time.time()
-            harness = ctx.harness(log, settings, progress=False)
-            try:
-                if active:
-                    pool.resume(active, cores)
-                    time.sleep(p["ramp_s"])
-                cpu0, t0 = pool.cpu_seconds(), time.monotonic()
-                harness.run(configs, resume=False)
-                cpu1, t1 = pool.cpu_seconds(), time.monotonic()
-                alive = sum(pool.running().values())
-            finally:
-                pool.pause(active)
-                set_affinity(groups["all"])
-            rec = _visit_record(visit, rnd, cond, cores, active, t_start, t1 - t0, cpu1 - cpu0, alive,
+            active, why = _standby_for(cond, pool, standby, standby_error)
+            if why:
+                log.append({"type": "visit_failed", "visit": visit, "round": rnd, "kind": cond.kind,
+                            "n": cond.n, "competitor_cores": cond.competitor_cores, "reason": why[:500]})
+                frames.append(_failed_rows(configs, f"competitors not running: {why}"))
+                continue
+            harness, t_start, measure_s, cpu_s, alive = _run_visit(ctx, log, pool, configs, settings, active,
+                                                                   cores, groups["all"])
+            rec = _visit_record(visit, rnd, cond, cores, active, t_start, measure_s, cpu_s, alive,
                                 harness.run_id, settings.hash(ctx.env))
             log.append(rec)
             if ctx.settings.cooldown_s > 0:
                 time.sleep(ctx.settings.cooldown_s)
-            frames += _visit_frames(ctx.samples(log, configs, settings, run_ids=[rec["run_id"]]),
-                                    ctx.failures(log, configs, settings, run_ids=[rec["run_id"]]), rec)
+            frames += recorded(configs, settings, rec)
     return _latency_frame(frames, inf_group, cross_group)
 
 
@@ -409,6 +446,15 @@ def _with_visit_info(df: pd.DataFrame, r: dict) -> pd.DataFrame:
     return df
 
 
+def pending_tag(tag: dict[str, Any], finished, attempt: str) -> dict[str, Any] | None:
+    """A run's tag with its key (the tag's JSON) and ``attempt``; None when a run of that key is
+    already done (in ``finished``)."""
+    tag = {**tag, "run_key": json.dumps(tag, sort_keys=True)}
+    if tag["run_key"] in finished:
+        return None
+    return {**tag, "attempt": attempt}
+
+
 def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(frames, inference samples) of the co-running app runs."""
     from study.corunning_app import render_reason
@@ -428,13 +474,8 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
                 infs.append((m, s))
     log, app_log = ctx.raw_log(), ctx.raw_log(APP_LOG)
     app_path = str(app_log.path)
-    rng = random.Random(ctx.seed + 7)
-    runs = []
-    for rnd in range(p["corun_rounds"]):
-        block = [(fps, render, inf) for fps in p["fps"] for render in renders_ok for inf in infs]
-        rng.shuffle(block)
-        base = len(runs)
-        runs.extend((base + i, rnd, *b) for i, b in enumerate(block))
+    runs = schedule([(fps, render, inf) for fps in p["fps"] for render in renders_ok for inf in infs],
+                    p["corun_rounds"], ctx.seed + 7)
     # a run is done once its corun_done record (after the app exited and every inference beside it
     # was logged) is in the log; a run cut by a kill is run again as a new attempt, its records ignored
     finished = corun_finished(log, "corun_done")
@@ -442,16 +483,14 @@ def measure_corun(ctx, avail: pd.DataFrame, cache: SessionCache) -> tuple[pd.Dat
     original = current_affinity()
     w, h = p["canvas"]
     failures = []
-    for run, rnd, fps, render, inf in runs:
+    for run, rnd, (fps, render, inf) in runs:
         model, sut = inf if inf else ("", "")
         proc_name, eng = split_sut(sut) if sut else ("none", "")
-        tag = {"run": run, "corun_round": rnd, "fps": fps, "render": render, "inference_model": model,
-               "inference_sut": sut or "idle", "inference_processor": proc_name, "inference_engine": eng,
-               "clip": p["clip"]}
-        tag["run_key"] = json.dumps(tag, sort_keys=True)
-        if tag["run_key"] in finished:
+        tag = pending_tag({"run": run, "corun_round": rnd, "fps": fps, "render": render, "inference_model": model,
+                           "inference_sut": sut or "idle", "inference_processor": proc_name,
+                           "inference_engine": eng, "clip": p["clip"]}, finished, f"{stamp}-{run}")
+        if tag is None:
             continue
-        tag["attempt"] = f"{stamp}-{run}"
         sess = None
         if inf:
             c = ctx.latency_config(model, eng, proc_name, p["corun_core_group"])
@@ -1434,12 +1473,4 @@ def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
 def run(ctx) -> dict[str, Any]:
     from study import replicate
 
-    data = measure(ctx)
-    tables = replicate.independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
-    figs = plot(ctx, tables)
-    ctx.write_fingerprint()
-    from study import paths
-
-    folder = paths.figures_dir(ctx.device_spec, FINDING, ctx.figures_root)
-    return {"data": data, "tables": tables, "figures": figs,
-            "figure_files": {name: folder / f"{name}.png" for name in figs}}
+    return replicate.run_finding(ctx, measure, analyse, plot, replicate_params)

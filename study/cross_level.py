@@ -75,7 +75,6 @@ from the harness), ``coexec`` (a co-execution pairing's predicted split ratio).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -89,6 +88,7 @@ import pandas as pd
 
 from study import claims as C
 from study import stats
+from study.logcache import KeyedLog
 from study.schema import STAGES, ParamError
 
 FINDING = "cross_level"
@@ -300,10 +300,6 @@ def _spec_for(base, path: Path, fmt: str):
 
     return ModelSpec(name=base.name, source=base.source, task=base.task, files={fmt: str(path.resolve())},
                      torch_zoo=base.torch_zoo, seed=base.seed, inputs=base.inputs, outputs=base.outputs)
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class Builder:
@@ -665,29 +661,13 @@ def measure_placement(art: Artifact, processor: str, threads: int, spec, static:
 
 
 # =========================================================================== raw-log cache
-class _Records:
+class _Records(KeyedLog):
     """Fidelity and placement measurements appended to a raw log as taken; a rerun after a
-    kill reuses those of the unfinished session under the same key."""
+    kill reuses those of the unfinished session under the same key (``base``: the parameters,
+    environment and seed they were taken under)."""
 
     def __init__(self, log, base: dict[str, Any]):
-        self.log = log
-        self.base = _digest(base)
-        self.done: dict[str, dict[str, Any]] = {}
-        for rec in log.records():
-            if rec.get("base") == self.base and "key" in rec:
-                self.done[rec["key"]] = rec
-
-    def key(self, **parts) -> str:
-        return json.dumps(parts, sort_keys=True, default=str)
-
-    def get(self, key: str):
-        return self.done.get(key)
-
-    def put(self, key: str, kind: str, **payload) -> dict[str, Any]:
-        rec = {"type": kind, "key": key, "base": self.base, "t_wall": time.time(), **payload}
-        self.log.append(rec)
-        self.done[key] = rec
-        return rec
+        super().__init__(log, base, field="base")
 
 
 def _json_safe(v):
@@ -1558,39 +1538,17 @@ def _models(tables, key="summary") -> list[str]:
     return list(dict.fromkeys(s["model"])) if len(s) else []
 
 
-def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def _grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of one panel per model, at most three columns."""
+    ncols = min(3, n)
+    return int(math.ceil(n / ncols)), ncols
+
+
+def _fidelity_legend() -> list:
     import matplotlib.lines as mlines
 
-    from study.plotting import PROCESSOR_COLORS, figure
+    from study.plotting import PROCESSOR_COLORS
 
-    figs: dict[str, Any] = {}
-    s = tables["summary"]
-    models = _models(tables) or ["(no data)"]
-    n = len(models)
-    ncols = min(3, n)
-    nrows = int(math.ceil(n / ncols))
-    # ---- latency vs fidelity, Pareto front
-    fig, axes = figure(3.4 * ncols, 3.0 * nrows + 0.6, nrows=nrows, ncols=ncols, squeeze=False)
-    for ax, m in zip(axes.flat, models):
-        g = s[(s["model"] == m) & s["median_ms"].notna() & s["fidelity"].notna()] if len(s) else s
-        for _, r in g.iterrows():
-            c = PROCESSOR_COLORS.get(r["processor"], "#777777")
-            ax.scatter(r["median_ms"], r["fidelity"], marker=ENGINE_MARKERS.get(r["engine"], "x"), s=28,
-                       facecolors=c if r["qualifies"] else "none", edgecolors=c, linewidths=1.0, zorder=3)
-            ax.annotate(r["variant"].replace("int8_", "i8").replace("split_", "sp:"), (r["median_ms"], r["fidelity"]),
-                        fontsize=5.5, xytext=(2, 2), textcoords="offset points", color="#444444")
-        front = g[g["pareto"].astype(bool)].sort_values("median_ms") if len(g) else g
-        if len(front):
-            ax.step(front["median_ms"], front["fidelity"], where="post", color="#333333", lw=0.9, ls="-", zorder=2)
-        if len(g):
-            _log_x(ax, g["median_ms"].to_numpy())
-            ax.axhline(float(g["floor"].iloc[0]), color="#C44E52", ls=":", lw=1)
-            ax.set_ylabel(METRIC_LABEL.get(str(g["metric"].iloc[0]), "fidelity"), fontsize=7)
-        ax.set_xlabel("median latency (ms)", fontsize=7)
-        ax.set_title(m + (" (trained)" if m in MEDIAPIPE_TASKS else " (untrained: agreement)"), fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
     handles = [mlines.Line2D([], [], color=PROCESSOR_COLORS.get(pr, "#777"), marker="o", ls="", label=pr)
                for pr in ("cpu", "gpu", "cpu+gpu")]
     handles += [mlines.Line2D([], [], color="#555", marker=mk, ls="", label=e) for e, mk in ENGINE_MARKERS.items()]
@@ -1598,60 +1556,113 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
                               label="hollow: below the floor"),
                 mlines.Line2D([], [], color="#333", lw=0.9, label="Pareto front"),
                 mlines.Line2D([], [], color="#C44E52", ls=":", label="fidelity floor")]
-    fig.legend(handles=handles, loc="upper center", ncol=6, fontsize=6.5, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (3.0 * nrows + 0.6)))
-    figs["latency_vs_fidelity"] = fig
+    return handles
 
-    # ---- fallback ratio per variant and processor
-    fig, axes = figure(3.6 * ncols, 2.8 * nrows + 0.4, nrows=nrows, ncols=ncols, squeeze=False)
-    st = tables.get("gpu_static", pd.DataFrame())
+
+def _fidelity_panel(ax, g: pd.DataFrame, m: str) -> None:
+    """One model: each configuration's median latency vs fidelity (hollow below the floor),
+    the Pareto front and the floor."""
+    from study.plotting import PROCESSOR_COLORS
+
+    for _, r in g.iterrows():
+        c = PROCESSOR_COLORS.get(r["processor"], "#777777")
+        ax.scatter(r["median_ms"], r["fidelity"], marker=ENGINE_MARKERS.get(r["engine"], "x"), s=28,
+                   facecolors=c if r["qualifies"] else "none", edgecolors=c, linewidths=1.0, zorder=3)
+        ax.annotate(r["variant"].replace("int8_", "i8").replace("split_", "sp:"), (r["median_ms"], r["fidelity"]),
+                    fontsize=5.5, xytext=(2, 2), textcoords="offset points", color="#444444")
+    front = g[g["pareto"].astype(bool)].sort_values("median_ms") if len(g) else g
+    if len(front):
+        ax.step(front["median_ms"], front["fidelity"], where="post", color="#333333", lw=0.9, ls="-", zorder=2)
+    if len(g):
+        _log_x(ax, g["median_ms"].to_numpy())
+        ax.axhline(float(g["floor"].iloc[0]), color="#C44E52", ls=":", lw=1)
+        ax.set_ylabel(METRIC_LABEL.get(str(g["metric"].iloc[0]), "fidelity"), fontsize=7)
+    ax.set_xlabel("median latency (ms)", fontsize=7)
+    ax.set_title(m + (" (trained)" if m in MEDIAPIPE_TASKS else " (untrained: agreement)"), fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def _plot_latency_vs_fidelity(s: pd.DataFrame, models: list[str]):
+    from study.plotting import figure
+
+    n = len(models)
+    nrows, ncols = _grid(n)
+    fig, axes = figure(3.4 * ncols, 3.0 * nrows + 0.6, nrows=nrows, ncols=ncols, squeeze=False)
     for ax, m in zip(axes.flat, models):
-        g = s[(s["model"] == m) & (s["engine"] != COEXEC_ENGINE)] if len(s) else s
-        views = []
-        for _, r in g[g["status"] == "measured"].iterrows() if len(g) else []:
-            views.append(dict(variant=r["variant"], view=f"{r['engine']}/{r['processor']}", value=r["fallback_ratio"],
-                              why=r["status"]))
-        if len(st):
-            for _, r in st[st["model"] == m].iterrows():
-                views.append(dict(variant=r["variant"], view=f"{r['engine']}/gpu (static)", value=r["fallback_ratio"],
-                                  why="static"))
-        vdf = pd.DataFrame(views)
+        _fidelity_panel(ax, s[(s["model"] == m) & s["median_ms"].notna() & s["fidelity"].notna()] if len(s) else s, m)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.legend(handles=_fidelity_legend(), loc="upper center", ncol=6, fontsize=6.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (3.0 * nrows + 0.6)))
+    return fig
+
+
+def _fallback_views(g: pd.DataFrame, static: pd.DataFrame, m: str) -> pd.DataFrame:
+    """One model's fallback ratios: each measured variant x engine/processor, and the GPU's
+    static analysis."""
+    views = []
+    for _, r in g[g["status"] == "measured"].iterrows() if len(g) else []:
+        views.append(dict(variant=r["variant"], view=f"{r['engine']}/{r['processor']}", value=r["fallback_ratio"],
+                          why=r["status"]))
+    if len(static):
+        for _, r in static[static["model"] == m].iterrows():
+            views.append(dict(variant=r["variant"], view=f"{r['engine']}/gpu (static)", value=r["fallback_ratio"],
+                              why="static"))
+    return pd.DataFrame(views)
+
+
+def _fallback_panel(ax, vdf: pd.DataFrame, m: str) -> None:
+    """One model: a bar per variant and view (n/a where not measured)."""
+    variants = list(dict.fromkeys(vdf["variant"]))
+    vv = sorted(set(vdf["view"]))
+    w = 0.8 / max(len(vv), 1)
+    cmap = dict(zip(vv, ["#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974"]))
+    for j, view in enumerate(vv):
+        for i, v in enumerate(variants):
+            r = vdf[(vdf["variant"] == v) & (vdf["view"] == view)]
+            x = i - 0.4 + w * (j + 0.5)
+            if r.empty:
+                continue
+            val = r.iloc[0]["value"]
+            if pd.isna(val):
+                ax.text(x, 0.01, "n/a", rotation=90, fontsize=5, ha="center", va="bottom", color="#777")
+                continue
+            ax.bar(x, max(float(val), 0.012), w, color=cmap[view], label=view if i == 0 else None,
+                   hatch="//" if "static" in view else None, edgecolor="white", linewidth=0.3)
+    ax.set_xticks(range(len(variants)))
+    ax.set_xticklabels(variants, rotation=40, ha="right", fontsize=6)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("fallback share of runtime operators", fontsize=7)
+    ax.set_title(f"{m} (thin bar: no fallback)", fontsize=8)
+    ax.tick_params(labelsize=6)
+    h, lab = ax.get_legend_handles_labels()
+    ax.legend(dict(zip(lab, h)).values(), dict(zip(lab, h)).keys(), fontsize=5.5, loc="upper left")
+
+
+def _plot_fallback_ratio(s: pd.DataFrame, static: pd.DataFrame, models: list[str]):
+    from study.plotting import figure
+
+    n = len(models)
+    nrows, ncols = _grid(n)
+    fig, axes = figure(3.6 * ncols, 2.8 * nrows + 0.4, nrows=nrows, ncols=ncols, squeeze=False)
+    for ax, m in zip(axes.flat, models):
+        vdf = _fallback_views(s[(s["model"] == m) & (s["engine"] != COEXEC_ENGINE)] if len(s) else s, static, m)
         if vdf.empty:
             ax.set_visible(False)
             continue
-        variants = list(dict.fromkeys(vdf["variant"]))
-        vv = sorted(set(vdf["view"]))
-        w = 0.8 / max(len(vv), 1)
-        cmap = dict(zip(vv, ["#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974"]))
-        for j, view in enumerate(vv):
-            for i, v in enumerate(variants):
-                r = vdf[(vdf["variant"] == v) & (vdf["view"] == view)]
-                x = i - 0.4 + w * (j + 0.5)
-                if r.empty:
-                    continue
-                val = r.iloc[0]["value"]
-                if pd.isna(val):
-                    ax.text(x, 0.01, "n/a", rotation=90, fontsize=5, ha="center", va="bottom", color="#777")
-                    continue
-                ax.bar(x, max(float(val), 0.012), w, color=cmap[view], label=view if i == 0 else None,
-                       hatch="//" if "static" in view else None, edgecolor="white", linewidth=0.3)
-        ax.set_xticks(range(len(variants)))
-        ax.set_xticklabels(variants, rotation=40, ha="right", fontsize=6)
-        ax.set_ylim(0, 1.02)
-        ax.set_ylabel("fallback share of runtime operators", fontsize=7)
-        ax.set_title(f"{m} (thin bar: no fallback)", fontsize=8)
-        ax.tick_params(labelsize=6)
-        h, lab = ax.get_legend_handles_labels()
-        ax.legend(dict(zip(lab, h)).values(), dict(zip(lab, h)).keys(), fontsize=5.5, loc="upper left")
+        _fallback_panel(ax, vdf, m)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.tight_layout()
-    figs["fallback_ratio"] = fig
+    return fig
 
-    # ---- joint vs single-level gains with 95% CIs
-    comp = tables["comparison"]
+
+def _plot_joint_gain(comp: pd.DataFrame, material: float):
+    """Joint vs single-level gains with 95% CIs; dotted: C10's materiality."""
+    from study.plotting import figure
+
     fig, ax = figure(max(4.0, 1.3 * max(len(comp), 1) + 2), 3.2)
-    thr = 1.0 / (1.0 - float(ctx.params.get("c10_material", 0.05)))
+    thr = 1.0 / (1.0 - float(material))
     for i, (_, r) in enumerate(comp.iterrows()):
         for j, (k, col, lab) in enumerate((("vs_backend", "#4C72B0", "joint vs backend-only"),
                                            ("vs_frontend", "#DD8452", "joint vs frontend-only"),
@@ -1674,10 +1685,13 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     if len(comp):
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    figs["joint_gain"] = fig
+    return fig
 
-    # ---- processor-friendly pairing (where measured)
-    pr = tables["pairing"]
+
+def _plot_pairing(s: pd.DataFrame, pr: pd.DataFrame):
+    """The processor-friendly pairing where measured; else why not."""
+    from study.plotting import PROCESSOR_COLORS, figure
+
     fig, ax = figure(5.0, 3.0)
     cs = s[s["engine"] == COEXEC_ENGINE] if len(s) else s
     cs = cs[cs["median_ms"].notna()] if len(cs) else cs
@@ -1698,10 +1712,20 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
                 ha="center", va="center", fontsize=7, transform=ax.transAxes)
         ax.set_axis_off()
     fig.tight_layout()
-    figs["pairing"] = fig
+    return fig
 
+
+def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
+    s = tables["summary"]
+    models = _models(tables) or ["(no data)"]
+    figs: dict[str, Any] = {
+        "latency_vs_fidelity": _plot_latency_vs_fidelity(s, models),
+        "fallback_ratio": _plot_fallback_ratio(s, tables.get("gpu_static", pd.DataFrame()), models),
+        "joint_gain": _plot_joint_gain(tables["comparison"], ctx.params.get("c10_material", 0.05)),
+        "pairing": _plot_pairing(s, tables["pairing"]),
+    }
     for name, f in figs.items():
         ctx.save(f, name)
         plt.close(f)  # saved; the notebook displays the returned figures once

@@ -834,12 +834,4 @@ def replicate_params(p: dict[str, Any]) -> dict[str, Any]:
 def run(ctx) -> dict[str, Any]:
     from study import replicate
 
-    data = measure(ctx)
-    tables = replicate.independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
-    figs = plot(ctx, tables)
-    ctx.write_fingerprint()
-    from study import paths
-
-    folder = paths.figures_dir(ctx.device_spec, FINDING, ctx.figures_root)
-    files = {name: folder / f"{name}.png" for name in figs}
-    return {"data": data, "tables": tables, "figures": figs, "figure_files": files}
+    return replicate.run_finding(ctx, measure, analyse, plot, replicate_params)

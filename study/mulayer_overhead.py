@@ -455,17 +455,23 @@ def _singles(d: pd.DataFrame, plan_row: pd.Series) -> tuple[str, str]:
     return f"single:{plan_row['proc_a']}", f"single:{plan_row['proc_b']}"
 
 
+def _with_singles(d: pd.DataFrame):
+    """Each pair x model group whose two processors were both measured alone: (group key,
+    group, its first row, latencies of processor a alone, of processor b alone)."""
+    for key, g in d.groupby(GROUP, sort=True):
+        first = g.iloc[0]
+        la, lb = _singles(g, first)
+        a, b = _vals(g, la), _vals(g, lb)
+        if a.size and b.size:
+            yield key, g, first, a, b
+
+
 def ideal_table(d: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Per pair and model: each processor alone, the ideal bound 1/(1/t_a + 1/t_b), and the
     engine's co-execution at r* and at the best r against that bound (bootstrap CIs)."""
     rows = []
     rng = np.random.default_rng(seed)
-    for key, g in d.groupby(GROUP, sort=True):
-        first = g.iloc[0]
-        la, lb = _singles(g, first)
-        a, b = _vals(g, la), _vals(g, lb)
-        if not (a.size and b.size):
-            continue
+    for key, g, first, a, b in _with_singles(d):
         ta, tb = float(np.median(a)), float(np.median(b))
         ba, bb = _boot_medians(a, n_boot, rng), _boot_medians(b, n_boot, rng)
         ideal_boot = 1 / (1 / ba + 1 / bb)
@@ -512,12 +518,7 @@ def slowdown_table(d: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Dat
     """Co-execution over the best single processor (and over the GPU alone for CPU+GPU):
     ratio of medians with a bootstrap 95% CI; > 1 = slower than one processor alone."""
     rows = []
-    for key, g in d.groupby(GROUP, sort=True):
-        first = g.iloc[0]
-        la, lb = _singles(g, first)
-        a, b = _vals(g, la), _vals(g, lb)
-        if not (a.size and b.size):
-            continue
+    for key, g, first, a, b in _with_singles(d):
         refs = [("best single", first["proc_a"] if np.median(a) <= np.median(b) else first["proc_b"],
                  a if np.median(a) <= np.median(b) else b)]
         if first["pair_kind"] == "cpu+gpu":

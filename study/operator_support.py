@@ -50,7 +50,6 @@ with the reason) and ``error`` (a measurement that failed, with the error).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -63,6 +62,7 @@ from study import claims as C
 from study import stats
 from study.coexec_ops import splittable
 from study.config import check_models
+from study.logcache import KeyedLog
 from study.schema import STAGES, ParamError
 
 FINDING = "operator_support"
@@ -145,30 +145,13 @@ def annotate_ops(df: pd.DataFrame, constant: set[int] | None = None) -> pd.DataF
     return df
 
 
-class _LogCache:
+class _LogCache(KeyedLog):
     """Per-operator measurements appended to a raw log as taken; a rerun after a kill
     reuses those of the unfinished session with the same key (same environment,
     model file, threads, cores and runs)."""
 
     def __init__(self, log, env: dict[str, Any]):
-        self.log = log
-        self.env_hash = hashlib.sha256(json.dumps(env, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        self.done: dict[str, dict[str, Any]] = {}
-        for rec in log.records():
-            if rec.get("env_hash") == self.env_hash and "key" in rec:
-                self.done[rec["key"]] = rec
-
-    def key(self, **parts) -> str:
-        return json.dumps(parts, sort_keys=True, default=str)
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.done.get(key)
-
-    def put(self, key: str, kind: str, **payload) -> dict[str, Any]:
-        rec = {"type": kind, "key": key, "env_hash": self.env_hash, "t_wall": time.time(), **payload}
-        self.log.append(rec)
-        self.done[key] = rec
-        return rec
+        super().__init__(log, env, field="env_hash")
 
 
 def _call_logged(cache: _LogCache, kind: str, key: str, fn) -> tuple[list[dict[str, Any]] | None, str | None, dict]:

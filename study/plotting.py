@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # No backend is forced: headless processes get Agg by default, a notebook kernel keeps its
 # inline backend so that figures show in the executed notebook.
@@ -49,3 +50,14 @@ def mark_paper(ax, value: float, label: str, axis: str = "y") -> None:
     else:
         ax.annotate(label, xy=(value, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -4),
                     textcoords="offset points", ha="left", va="top", color=PAPER_COLOR, fontsize=8, rotation=90)
+
+
+def draw_and_save(ctx, drawers) -> dict[str, Any]:
+    """A finding's figures: for each ``(name, table, draw)`` in order whose table has rows,
+    ``draw(table)``'s figure, saved under ``name`` (``ctx.save``)."""
+    figs = {}
+    for name, table, draw in drawers:
+        if table is not None and len(table):
+            figs[name] = draw(table)
+            ctx.save(figs[name], name)
+    return figs

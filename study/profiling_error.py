@@ -268,7 +268,6 @@ def scenario_trace(ctx, avail: list[dict], kinds: list[str], comp_groups: list[s
     """Open every configuration, run the seeded scenario under its competitors, log every inference."""
     from study.competitors import CompetitorPool
 
-    p = ctx.params
     schedule = _begin_scenario(ctx, avail, kinds, comp_groups, log, groups)
     trace_cfgs, errors = [], []
     original = current_affinity()
@@ -293,32 +292,48 @@ def scenario_trace(ctx, avail: list[dict], kinds: list[str], comp_groups: list[s
         rows, sens = [], []
         if trace_cfgs:
             with CompetitorPool(device=ctx.device) as pool:
-                ctl = S.LoadController(pool, lambda g: groups[g])
-                try:
-                    ctl.prepare(S.competitor_needs(schedule))
-                    log.append({"type": "competitors", "t_wall": time.time(), "pool": pool.describe(),
-                                "by_group": {f"{k}@{g}": v for (k, g), v in ctl.pids.items()}})
-                    rows, sens = S.run_trace(trace_cfgs, schedule, apply_load=lambda seg: ctl.apply(seg.load),
-                                             log=log, order_seed=[ctx.seed, p["scenario_seed"], 1],
-                                             read_sensors=ctx.device.read_sensors,
-                                             sensor_interval_s=p["sensor_interval_s"])
-                finally:
-                    ctl.resume_all()
-        for c in trace_cfgs:
-            if c.error:
-                errors.append(dict(part="error", model=c.columns["model"], candidate=c.columns["candidate"],
-                                   config=c.name, reason=f"failed during the scenario: {c.error}"))
+                rows, sens = trace_under_load(
+                    ctx, S.LoadController(pool, lambda g: groups[g]), trace_cfgs, schedule, log,
+                    lambda ctl: {"pool": pool.describe(),
+                                 "by_group": {f"{k}@{g}": v for (k, g), v in ctl.pids.items()}})
     finally:
         for c in trace_cfgs:
             getattr(c.session, "close", lambda: None)()
         set_affinity(original)
+    return (*trace_tables(trace_cfgs, rows, sens, errors), schedule, errors)
+
+
+def trace_under_load(ctx, ctl, trace_cfgs: list, schedule: list[S.Segment], log,
+                     describe) -> tuple[list[dict], list[dict]]:
+    """The trace's (inference rows, sensor readings): the seeded scenario run over the
+    configurations with each segment's competitor load applied by the controller ``ctl``;
+    ``describe(ctl)``: the competitors as logged once they are prepared."""
+    p = ctx.params
+    try:
+        ctl.prepare(S.competitor_needs(schedule))
+        log.append({"type": "competitors", "t_wall": time.time(), **describe(ctl)})
+        return S.run_trace(trace_cfgs, schedule, apply_load=lambda seg: ctl.apply(seg.load), log=log,
+                           order_seed=[ctx.seed, p["scenario_seed"], 1], read_sensors=ctx.device.read_sensors,
+                           sensor_interval_s=p["sensor_interval_s"])
+    finally:
+        ctl.resume_all()
+
+
+def trace_tables(trace_cfgs: list, rows: list[dict], sens: list[dict],
+                 errors: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trace's scenario and sensors parts; a configuration that failed during the scenario
+    is added to ``errors`` with its reason."""
+    for c in trace_cfgs:
+        if c.error:
+            errors.append(dict(part="error", model=c.columns["model"], candidate=c.columns["candidate"],
+                               config=c.name, reason=f"failed during the scenario: {c.error}"))
     trace = pd.DataFrame(rows)
     if len(trace):
         trace = trace.drop(columns=["type"]).assign(part="scenario")
     srows = [{"part": "sensors", "t_s": r["t_s"], "why": r["why"],
               **{k: r[k] for k in ("segment", "phase", "phase_kind", "load", "burst_on")},
               **sensor_summary(r["sensors"])} for r in sens]
-    return trace, pd.DataFrame(srows), schedule, errors
+    return trace, pd.DataFrame(srows)
 
 
 def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -587,18 +602,25 @@ def _by_phase(errors_by_phase: pd.DataFrame | None, est: str) -> str:
     return ", ".join(parts) or "n/a"
 
 
-def claims(tests: pd.DataFrame, regret: pd.DataFrame, regret_diff: dict, switching: dict, avail: pd.DataFrame,
-           params: dict[str, Any], errors_by_phase: pd.DataFrame | None = None) -> pd.DataFrame:
-    rows = []
-    ok = avail[avail.available]
-    cands = sorted(set(ok.candidate))
-    absent = avail[~avail.available]
+def _where(avail: pd.DataFrame, cands: list[str]) -> str:
+    """'candidates measured: ...; absent: ...: why' (every claim row's reason ends with it)."""
     by_reason: dict[str, list[str]] = {}
-    for r in absent.itertuples():
+    for r in avail[~avail.available].itertuples():
         by_reason.setdefault(str(r.reason), []).append(str(r.candidate))
-    where = (f"candidates measured: {', '.join(cands) if cands else 'none'}"
-             + ("; absent: " + "; ".join(f"{', '.join(c)}: {why}" for why, c in by_reason.items()) if by_reason
-                else ""))
+    return (f"candidates measured: {', '.join(cands) if cands else 'none'}"
+            + ("; absent: " + "; ".join(f"{', '.join(c)}: {why}" for why, c in by_reason.items()) if by_reason
+               else ""))
+
+
+def _not_measurable(reason: str, n: int = 0) -> dict[str, Any]:
+    return {"effect": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "p_value": np.nan, "p_holm": np.nan, "n": n,
+            "verdict": "not measurable", "reason": reason}
+
+
+def _c7_estimator_rows(tests: pd.DataFrame, params: dict[str, Any], where: str,
+                       errors_by_phase: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """C7, one row per offline x runtime estimator pair: the MAPE difference on the trace."""
+    rows = []
     win, alpha = params.get("window"), params.get("ewma_alpha")
     for off in E.OFFLINE:
         for rt in E.RUNTIME:
@@ -612,9 +634,7 @@ def claims(tests: pd.DataFrame, regret: pd.DataFrame, regret_diff: dict, switchi
                               f"consecutive predictions are correlated)"))
             t = tests[(tests.offline == off) & (tests.runtime == rt)] if len(tests) else tests
             if t.empty:
-                rows.append({**base, "effect": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "p_value": np.nan,
-                             "p_holm": np.nan, "n": 0, "verdict": "not measurable",
-                             "reason": f"no trace with both estimators ({where})"})
+                rows.append({**base, **_not_measurable(f"no trace with both estimators ({where})")})
                 continue
             r = t.iloc[0]
             if "p_blocks_greater" in t:
@@ -634,28 +654,36 @@ def claims(tests: pd.DataFrame, regret: pd.DataFrame, regret_diff: dict, switchi
                                     f"{int(r.n_blocks)} blocks {_p(p1)} (Holm over the estimator pairs: "
                                     f"{_p(ph)}); per-prediction two-sided p {_p(r.p_wilcoxon)}, shown only: "
                                     f"it treats correlated predictions as independent; {where}")})
-    # decision impact: the scheduler using the offline profile vs the one using the runtime profiler
+    return rows
+
+
+def _c7_regret_row(regret: pd.DataFrame, regret_diff: dict, n_cands: int, where: str) -> dict[str, Any]:
+    """C7's decision impact: the scheduler using the offline profile vs the one using the
+    runtime profiler."""
     base = dict(claim="C7", comparison=f"regret {PRIMARY[0]} - {PRIMARY[1]}", primary=False, paper_value=PAPER_C7,
                 statistic="mean regret per step (ms): scheduler on offline_e2e minus scheduler on ewma",
                 text=("Decision impact: a scheduler that picks each inference's processor from the runtime profiler "
                       "(EWMA) has less regret against the oracle than one that uses the offline end-to-end profile "
                       "(difference > 0, block-bootstrap CI above 0, paired Wilcoxon over steps p < 0.05)"))
-    n_cands = ok.groupby("model").candidate.nunique().max() if len(ok) else 0
     if not regret_diff or regret_diff.get("n", 0) == 0 or n_cands < 2:
-        rows.append({**base, "effect": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "p_value": np.nan, "p_holm": np.nan,
-                     "n": 0, "verdict": "not measurable",
-                     "reason": f"fewer than two candidates measured for a model: nothing to choose ({where})"})
-    else:
-        d = regret_diff
-        rr = regret[regret.model == (regret.model.iloc[-1])] if len(regret) else regret
-        rel = {r.policy: r.regret_rel_pct for r in rr.itertuples()}
-        rows.append({**base, "effect": d["effect"], "ci_lo": d["ci_lo"], "ci_hi": d["ci_hi"], "p_value": d["p_value"],
-                     "p_holm": np.nan, "n": d["n"], "verdict": _verdict(d["ci_lo"], d["ci_hi"], d["p_value"]),
-                     "reason": (f"regret relative to the oracle: offline_e2e {rel.get('offline_e2e', np.nan):.1f}%, "
-                                f"ewma {rel.get('ewma', np.nan):.1f}%, best single candidate in hindsight "
-                                f"{rel.get('hindsight_static', np.nan):.1f}% over {d['n']} steps; Wilcoxon over "
-                                f"steps p = {_p(d['p_value'])}; {where}")})
-    # C9: no single processor is best in every context
+        return {**base, **_not_measurable(f"fewer than two candidates measured for a model: nothing to choose "
+                                          f"({where})")}
+    d = regret_diff
+    rr = regret[regret.model == (regret.model.iloc[-1])] if len(regret) else regret
+    rel = {r.policy: r.regret_rel_pct for r in rr.itertuples()}
+    return {**base, "effect": d["effect"], "ci_lo": d["ci_lo"], "ci_hi": d["ci_hi"], "p_value": d["p_value"],
+            "p_holm": np.nan, "n": d["n"], "verdict": _verdict(d["ci_lo"], d["ci_hi"], d["p_value"]),
+            "reason": (f"regret relative to the oracle: offline_e2e {rel.get('offline_e2e', np.nan):.1f}%, "
+                       f"ewma {rel.get('ewma', np.nan):.1f}%, best single candidate in hindsight "
+                       f"{rel.get('hindsight_static', np.nan):.1f}% over {d['n']} steps; Wilcoxon over "
+                       f"steps p = {_p(d['p_value'])}; {where}")}
+
+
+def _c9_rows(switching: dict, cands: list[str], n_cands: int, params: dict[str, Any],
+             where: str) -> list[dict[str, Any]]:
+    """C9: no single processor is best in every context (the paper's form needs candidates on
+    two processors; core groups / engines of one are the host form, with a not-measurable
+    paper row)."""
     mat = params.get("c9_material", 0.05)
     base = dict(claim="C9", comparison="best single candidate vs per-context fastest", primary=True,
                 paper_value=PAPER_C9,
@@ -665,32 +693,41 @@ def claims(tests: pd.DataFrame, regret: pd.DataFrame, regret_diff: dict, switchi
                       f"load on), always using the best single candidate is more than {mat:.0%} slower than using "
                       f"each context's fastest (95% block-bootstrap CI above {mat:.0%})"))
     sw = switching or {}
-    # the paper's form: candidates on at least two different processors; core groups / engines of one: host
     procs = {str(c).split("/")[1] for c in cands if str(c).count("/") >= 1}
     form = "paper" if len(procs) >= 2 else "host"
     base.update(form=form, threshold=mat, direction="greater")
     if n_cands < 2 or not sw.get("n") or sw.get("contexts", 0) < 2:
-        rows.append({**base, "form": "paper", "effect": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "p_value": np.nan,
-                     "p_holm": np.nan, "n": int(sw.get("n", 0) or 0), "verdict": "not measurable",
-                     "reason": f"needs at least two candidates and two contexts ({where})"})
-    else:
-        v = _verdict(sw["ci_lo"], sw["ci_hi"], None, null=mat)
-        if v == "contradicted" and sw.get("contexts_static_not_best", 0) > 0:
-            v = "inconclusive"      # contradicted only where one strategy is the fastest in every context
-        host = ("" if form == "paper" else
-                f"host form: the candidates ({', '.join(cands)}) are core groups / engines of one processor; ")
-        rows.append({**base, "effect": sw["effect"], "ci_lo": sw["ci_lo"], "ci_hi": sw["ci_hi"],
-                     "p_value": sw.get("p_value", np.nan), "p_holm": np.nan,
-                     "n": int(sw.get("n_blocks", sw["n"])), "verdict": v,
-                     "reason": (f"{host}in {sw['contexts_static_not_best']} of {sw['contexts']} contexts the best "
-                                f"single candidate was not the fastest; threshold {mat:.0%}; one-sided block-"
-                                f"bootstrap p {_p(sw.get('p_value', np.nan))}; contradicted only if one candidate is "
-                                f"the fastest in every context; {where}")})
-        if form == "host":
-            rows.append({**base, "form": "paper", "effect": np.nan, "ci_lo": np.nan, "ci_hi": np.nan,
-                         "p_value": np.nan, "p_holm": np.nan, "n": 0, "verdict": "not measurable",
-                         "reason": (f"the paper's form needs candidates on at least two processors; measured here: "
-                                    f"{', '.join(sorted(procs)) or 'none'} ({where})")})
+        return [{**base, "form": "paper",
+                 **_not_measurable(f"needs at least two candidates and two contexts ({where})",
+                                   int(sw.get("n", 0) or 0))}]
+    v = _verdict(sw["ci_lo"], sw["ci_hi"], None, null=mat)
+    if v == "contradicted" and sw.get("contexts_static_not_best", 0) > 0:
+        v = "inconclusive"      # contradicted only where one strategy is the fastest in every context
+    host = ("" if form == "paper" else
+            f"host form: the candidates ({', '.join(cands)}) are core groups / engines of one processor; ")
+    rows = [{**base, "effect": sw["effect"], "ci_lo": sw["ci_lo"], "ci_hi": sw["ci_hi"],
+             "p_value": sw.get("p_value", np.nan), "p_holm": np.nan,
+             "n": int(sw.get("n_blocks", sw["n"])), "verdict": v,
+             "reason": (f"{host}in {sw['contexts_static_not_best']} of {sw['contexts']} contexts the best "
+                        f"single candidate was not the fastest; threshold {mat:.0%}; one-sided block-"
+                        f"bootstrap p {_p(sw.get('p_value', np.nan))}; contradicted only if one candidate is "
+                        f"the fastest in every context; {where}")}]
+    if form == "host":
+        rows.append({**base, "form": "paper",
+                     **_not_measurable(f"the paper's form needs candidates on at least two processors; measured "
+                                       f"here: {', '.join(sorted(procs)) or 'none'} ({where})")})
+    return rows
+
+
+def claims(tests: pd.DataFrame, regret: pd.DataFrame, regret_diff: dict, switching: dict, avail: pd.DataFrame,
+           params: dict[str, Any], errors_by_phase: pd.DataFrame | None = None) -> pd.DataFrame:
+    ok = avail[avail.available]
+    cands = sorted(set(ok.candidate))
+    where = _where(avail, cands)
+    n_cands = ok.groupby("model").candidate.nunique().max() if len(ok) else 0
+    rows = (_c7_estimator_rows(tests, params, where, errors_by_phase)
+            + [_c7_regret_row(regret, regret_diff, n_cands, where)]
+            + _c9_rows(switching, cands, n_cands, params, where))
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
@@ -753,119 +790,145 @@ def _shade_phases(ax, segs: pd.DataFrame) -> None:
         ax.axvspan(r.t0, r.t1, color=color, alpha=0.12, lw=0)
 
 
-def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def _trace_segments(pred: pd.DataFrame) -> pd.DataFrame:
+    """The scenario's segments (start, end, phase kind, burst on) as the predictions recorded them."""
+    segs = (pred[pred.estimator == "offline_e2e"].groupby("segment")
+            .agg(t0=("seg_start_s", "first"), t1=("seg_end_s", "first"), phase_kind=("phase_kind", "first"),
+                 burst_on=("burst_on", "first")).reset_index())
+    segs["burst_on"] = segs["burst_on"].map(lambda v: bool(v) if v is not None and not pd.isna(v) else None)
+    return segs
+
+
+def _trace_panel(ax, g: pd.DataFrame, segs: pd.DataFrame, cfg: str) -> None:
+    """One configuration: the measured latencies and each estimator's predictions over the
+    phases; the scale follows the measured latencies, an offline value far off it is named,
+    not drawn."""
+    act = g[g.estimator == "offline_e2e"].sort_values("t_s")
+    _shade_phases(ax, segs)
+    ax.plot(act.t_s, act.actual_ms, ".", ms=2, color="k", alpha=0.45, label="measured")
+    hi = max(np.nanpercentile(act.actual_ms, 99.5) * 1.15, float(g.loc[g.estimator == "offline_e2e",
+                                                                         "predicted_ms"].max()) * 1.1)
+    off_scale = []
+    for est in E.ESTIMATORS:
+        if est == "window_mean":
+            continue
+        e = g[g.estimator == est].sort_values("t_s")
+        ax.plot(e.t_s, e.predicted_ms, label=E.LABELS[est], **EST_STYLE[est])
+        if E.FAMILY[est] == "offline" and e.predicted_ms.max() > hi:
+            off_scale.append(f"{E.LABELS[est]}: {e.predicted_ms.max():.3g} ms")
+    ax.set_ylim(0, hi)
+    if off_scale:
+        ax.annotate("off scale: " + "; ".join(off_scale), xy=(0.99, 0.96), xycoords="axes fraction",
+                    ha="right", va="top", fontsize=6, color="#555555")
+    ax.set_ylabel("ms")
+    ax.set_title(cfg, fontsize=8, loc="left")
+
+
+def _sensor_panel(ax, sen: pd.DataFrame, readable: list[str], segs: pd.DataFrame) -> None:
+    _shade_phases(ax, segs)
+    for c in readable:
+        v = sen[c].astype(float)
+        ax.plot(sen.t_s, v / v.max(), ".-", ms=3, lw=0.8, label=f"{c} (max {v.max():.0f})")
+    ax.set_ylabel("relative to max")
+    ax.set_title("sensors read during the scenario", fontsize=8, loc="left")
+    ax.legend(fontsize=6, loc="lower left")
+
+
+def _plot_trace(pred: pd.DataFrame, sen: pd.DataFrame | None, each: str):
+    """One panel per configuration (latency trace and predictions), and one of the sensors
+    that changed during the scenario."""
     from matplotlib.patches import Patch
 
     from study import plotting
 
-    figs = {}
+    configs = sorted(pred.config.unique())
+    readable = [c for c in SENSOR_COLUMNS if sen is not None and len(sen) and sen[c].notna().sum() >= 2
+                and sen[c].nunique() > 1]
+    nrows = len(configs) + (1 if readable else 0)
+    height = 1.9 * nrows + 1.2
+    fig, axes = plotting.figure(plotting.WIDTH, height, nrows=nrows, sharex=True, squeeze=False)
+    fig.subplots_adjust(top=1 - 1.15 / height, bottom=0.55 / height, hspace=0.45)
+    segs = _trace_segments(pred)
+    for ax, cfg in zip(axes[:, 0], configs):
+        _trace_panel(ax, pred[pred.config == cfg], segs, cfg)
+    if readable:
+        _sensor_panel(axes[-1, 0], sen, readable, segs)
+    axes[-1, 0].set_xlabel("time since the scenario's start (s)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles += [Patch(color=c, alpha=0.3, label=f"{k} phase") for k, c in PHASE_COLORS.items() if c]
+    fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=7, bbox_to_anchor=(0.5, 1 - 0.3 / height))
+    fig.suptitle(f"Latency trace with the estimators' predictions (made before {each})",
+                 y=1 - 0.05 / height, fontsize=10)
+    return fig
+
+
+def _plot_error_cdf(pred: pd.DataFrame):
+    from study import plotting
+
+    fig, ax = plotting.figure()
+    for est in E.ESTIMATORS:
+        a = np.sort(pred.loc[(pred.estimator == est) & pred.ape.notna(), "ape"].to_numpy() * 100)
+        if a.size:
+            ax.step(np.maximum(a, 1e-2), np.arange(1, a.size + 1) / a.size, where="post", label=E.LABELS[est],
+                    color=EST_STYLE[est]["color"], ls=EST_STYLE[est]["ls"])
+    ax.axvline(10, color="grey", lw=0.8, ls=":")
+    ax.annotate(" ±10% (nn-Meter's accuracy bound)", xy=(10, 0.97), fontsize=7, color="grey", ha="left", va="top")
+    ax.set_xscale("log")
+    ax.set(xlabel="absolute percentage error (%)", ylabel="share of predictions",
+           title="Error CDF per estimator (all candidates, whole scenario)")
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def _plot_mape_by_phase(eb: pd.DataFrame):
+    from study import plotting
+
+    kinds = [k for k in S.PHASE_KINDS if k in set(eb.phase_kind)]
+    fig, ax = plotting.figure()
+    w = 0.8 / len(E.ESTIMATORS)
+    x = np.arange(len(kinds))
+    for i, est in enumerate(E.ESTIMATORS):
+        e = eb[eb.estimator == est].set_index("phase_kind").reindex(kinds)
+        ax.bar(x + (i - (len(E.ESTIMATORS) - 1) / 2) * w, e.mape_pct, w, label=E.LABELS[est],
+               color=EST_STYLE[est]["color"],
+               yerr=[e.mape_pct - e.mape_lo, e.mape_hi - e.mape_pct], capsize=2, error_kw=dict(lw=0.8))
+    ax.set_xticks(x, kinds)
+    if eb.mape_pct.max() > 20 * max(eb.mape_pct.min(), 1e-9):
+        ax.set_yscale("log")
+    ax.set(ylabel="MAPE (%), 95% block-bootstrap CI", title="Estimator error by phase kind")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    return fig
+
+
+def _plot_regret(rg: pd.DataFrame):
+    from study import plotting
+
+    part = rg[rg.model == ("all" if "all" in set(rg.model) else rg.model.iloc[0])]
+    part = part.set_index("policy").reindex([p for p in E.POLICIES if p in set(part.policy)]).reset_index()
+    fig, ax = plotting.figure()
+    x = np.arange(len(part))
+    colors = [EST_STYLE.get(p, {}).get("color", "#555555") for p in part.policy]
+    ax.bar(x, part.regret_mean_ms, color=colors,
+           yerr=[part.regret_mean_ms - part.regret_lo, part.regret_hi - part.regret_mean_ms], capsize=3)
+    for xi, r in zip(x, part.itertuples()):
+        ax.annotate(f"{r.regret_rel_pct:.0f}%", xy=(xi, r.regret_hi if not np.isnan(r.regret_hi) else 0),
+                    xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks(x, [E.LABELS[p] for p in part.policy], rotation=25, ha="right", fontsize=7)
+    ax.set(ylabel="mean regret per inference (ms), 95% CI",
+           title="Scheduler regret vs the oracle (label: % of the oracle's latency)")
+    return fig
+
+
+def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    from study import plotting
+
+    each = "each benchmark_model block: its mean" if phone.is_phone(ctx) else "each inference"
     pred = tables.get("predictions")
-    if pred is not None and len(pred):
-        configs = sorted(pred.config.unique())
-        sen = tables.get("sensors")
-        readable = [c for c in SENSOR_COLUMNS if sen is not None and len(sen) and sen[c].notna().sum() >= 2
-                    and sen[c].nunique() > 1]
-        nrows = len(configs) + (1 if readable else 0)
-        height = 1.9 * nrows + 1.2
-        fig, axes = plotting.figure(plotting.WIDTH, height, nrows=nrows, sharex=True, squeeze=False)
-        fig.subplots_adjust(top=1 - 1.15 / height, bottom=0.55 / height, hspace=0.45)
-        segs = (pred[pred.estimator == "offline_e2e"].groupby("segment")
-                .agg(t0=("seg_start_s", "first"), t1=("seg_end_s", "first"), phase_kind=("phase_kind", "first"),
-                     burst_on=("burst_on", "first")).reset_index())
-        segs["burst_on"] = segs["burst_on"].map(lambda v: bool(v) if v is not None and not pd.isna(v) else None)
-        for ax, cfg in zip(axes[:, 0], configs):
-            g = pred[pred.config == cfg]
-            act = g[g.estimator == "offline_e2e"].sort_values("t_s")
-            _shade_phases(ax, segs)
-            ax.plot(act.t_s, act.actual_ms, ".", ms=2, color="k", alpha=0.45, label="measured")
-            # the scale follows the measured latencies; an offline value far off it is named, not drawn
-            hi = max(np.nanpercentile(act.actual_ms, 99.5) * 1.15, float(g.loc[g.estimator == "offline_e2e",
-                                                                                 "predicted_ms"].max()) * 1.1)
-            off_scale = []
-            for est in E.ESTIMATORS:
-                if est == "window_mean":
-                    continue
-                e = g[g.estimator == est].sort_values("t_s")
-                ax.plot(e.t_s, e.predicted_ms, label=E.LABELS[est], **EST_STYLE[est])
-                if E.FAMILY[est] == "offline" and e.predicted_ms.max() > hi:
-                    off_scale.append(f"{E.LABELS[est]}: {e.predicted_ms.max():.3g} ms")
-            ax.set_ylim(0, hi)
-            if off_scale:
-                ax.annotate("off scale: " + "; ".join(off_scale), xy=(0.99, 0.96), xycoords="axes fraction",
-                            ha="right", va="top", fontsize=6, color="#555555")
-            ax.set_ylabel("ms")
-            ax.set_title(cfg, fontsize=8, loc="left")
-        if readable:
-            ax = axes[-1, 0]
-            _shade_phases(ax, segs)
-            for c in readable:
-                v = sen[c].astype(float)
-                ax.plot(sen.t_s, v / v.max(), ".-", ms=3, lw=0.8, label=f"{c} (max {v.max():.0f})")
-            ax.set_ylabel("relative to max")
-            ax.set_title("sensors read during the scenario", fontsize=8, loc="left")
-            ax.legend(fontsize=6, loc="lower left")
-        axes[-1, 0].set_xlabel("time since the scenario's start (s)")
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        handles += [Patch(color=c, alpha=0.3, label=f"{k} phase") for k, c in PHASE_COLORS.items() if c]
-        fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=7, bbox_to_anchor=(0.5, 1 - 0.3 / height))
-        each = "each benchmark_model block: its mean" if phone.is_phone(ctx) else "each inference"
-        fig.suptitle(f"Latency trace with the estimators' predictions (made before {each})",
-                     y=1 - 0.05 / height, fontsize=10)
-        figs["trace"] = fig
-        ctx.save(fig, "trace")
-
-        fig, ax = plotting.figure()
-        for est in E.ESTIMATORS:
-            a = np.sort(pred.loc[(pred.estimator == est) & pred.ape.notna(), "ape"].to_numpy() * 100)
-            if a.size:
-                ax.step(np.maximum(a, 1e-2), np.arange(1, a.size + 1) / a.size, where="post", label=E.LABELS[est],
-                        color=EST_STYLE[est]["color"], ls=EST_STYLE[est]["ls"])
-        ax.axvline(10, color="grey", lw=0.8, ls=":")
-        ax.annotate(" ±10% (nn-Meter's accuracy bound)", xy=(10, 0.97), fontsize=7, color="grey", ha="left", va="top")
-        ax.set_xscale("log")
-        ax.set(xlabel="absolute percentage error (%)", ylabel="share of predictions",
-               title="Error CDF per estimator (all candidates, whole scenario)")
-        ax.legend(fontsize=7, loc="upper left")
-        figs["error_cdf"] = fig
-        ctx.save(fig, "error_cdf")
-
-    eb = tables.get("errors_by_phase")
-    if eb is not None and len(eb):
-        kinds = [k for k in S.PHASE_KINDS if k in set(eb.phase_kind)]
-        fig, ax = plotting.figure()
-        w = 0.8 / len(E.ESTIMATORS)
-        x = np.arange(len(kinds))
-        for i, est in enumerate(E.ESTIMATORS):
-            e = eb[eb.estimator == est].set_index("phase_kind").reindex(kinds)
-            ax.bar(x + (i - (len(E.ESTIMATORS) - 1) / 2) * w, e.mape_pct, w, label=E.LABELS[est],
-                   color=EST_STYLE[est]["color"],
-                   yerr=[e.mape_pct - e.mape_lo, e.mape_hi - e.mape_pct], capsize=2, error_kw=dict(lw=0.8))
-        ax.set_xticks(x, kinds)
-        if eb.mape_pct.max() > 20 * max(eb.mape_pct.min(), 1e-9):
-            ax.set_yscale("log")
-        ax.set(ylabel="MAPE (%), 95% block-bootstrap CI", title="Estimator error by phase kind")
-        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
-        figs["mape_by_phase"] = fig
-        ctx.save(fig, "mape_by_phase")
-
-    rg = tables.get("regret")
-    if rg is not None and len(rg):
-        part = rg[rg.model == ("all" if "all" in set(rg.model) else rg.model.iloc[0])]
-        part = part.set_index("policy").reindex([p for p in E.POLICIES if p in set(part.policy)]).reset_index()
-        fig, ax = plotting.figure()
-        x = np.arange(len(part))
-        colors = [EST_STYLE.get(p, {}).get("color", "#555555") for p in part.policy]
-        ax.bar(x, part.regret_mean_ms, color=colors,
-               yerr=[part.regret_mean_ms - part.regret_lo, part.regret_hi - part.regret_mean_ms], capsize=3)
-        for xi, r in zip(x, part.itertuples()):
-            ax.annotate(f"{r.regret_rel_pct:.0f}%", xy=(xi, r.regret_hi if not np.isnan(r.regret_hi) else 0),
-                        xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
-        ax.set_xticks(x, [E.LABELS[p] for p in part.policy], rotation=25, ha="right", fontsize=7)
-        ax.set(ylabel="mean regret per inference (ms), 95% CI",
-               title="Scheduler regret vs the oracle (label: % of the oracle's latency)")
-        figs["regret"] = fig
-        ctx.save(fig, "regret")
-    return figs
+    return plotting.draw_and_save(ctx, [
+        ("trace", pred, lambda p: _plot_trace(p, tables.get("sensors"), each)),
+        ("error_cdf", pred, _plot_error_cdf),
+        ("mape_by_phase", tables.get("errors_by_phase"), _plot_mape_by_phase),
+        ("regret", tables.get("regret"), _plot_regret)])
 
 
 def replicate_params(p: dict[str, Any]) -> dict[str, Any]:

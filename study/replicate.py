@@ -303,6 +303,19 @@ def independent_runs(ctx, tables: dict[str, pd.DataFrame], params: dict[str, Any
     return tables
 
 
+def run_finding(ctx, measure, analyse, plot, replicate_params) -> dict[str, Any]:
+    """A finding's run with independent runs: measure, analyse, repeat what decides its claims
+    (``replicate_params`` narrows its section) in fresh processes, plot, fingerprint; with the
+    PNG file each figure was saved to (what the notebook shows)."""
+    data = measure(ctx)
+    tables = independent_runs(ctx, analyse(ctx, data), replicate_params(ctx.params))
+    figs = plot(ctx, tables)
+    ctx.write_fingerprint()
+    folder = paths.figures_dir(ctx.device_spec, ctx.finding, ctx.figures_root)
+    return {"data": data, "tables": tables, "figures": figs,
+            "figure_files": {name: folder / f"{name}.png" for name in figs}}
+
+
 def repool(rows: pd.DataFrame, stored_runs: pd.DataFrame | None) -> pd.DataFrame:
     """The paper stage: claims rows recomputed from run 1's tables, pooled again with the other
     runs' stored rows (``claim_runs``); unchanged where the folder has no runs table."""

@@ -730,74 +730,90 @@ def analyse(ctx, trace: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def _plot_sustained_trace(trace: pd.DataFrame, burst_seconds: float):
+    """Every latency of the sustained run over time, with the clocks where readable."""
+    from study import plotting
+
+    inf = trace[trace.kind == "inference"]
+    fig, ax = plotting.figure()
+    for (m, e, pr), g in inf.groupby(["model", "engine", "processor"]):
+        ax.plot(g.t_s, g.latency_ms, ".", ms=2, alpha=0.5, label=f"{m} {e} {pr}",
+                color=plotting.PROCESSOR_COLORS.get(pr))
+    ax.axvline(burst_seconds, color="grey", ls=":", lw=1)
+    title = ("Sustained run: every benchmark_model call (its mean)" if _is_aggregate(inf)
+             else "Sustained run: every inference")
+    ax.set(xlabel="time since start (s)", ylabel="latency (ms)", title=title)
+    ax.legend(fontsize=7, loc="upper right")
+    sen = trace[trace.kind == "sensors"]
+    if len(sen) and sen[["cpu_mhz_mean", "gpu_sm_mhz", "temp_max_c", "gpu_temp_c"]].notna().any().any():
+        ax2 = ax.twinx()
+        for col, ls in (("cpu_mhz_mean", "-"), ("gpu_sm_mhz", "--")):
+            if sen[col].notna().any():
+                ax2.plot(sen.t_s, sen[col], ls, color="k", lw=0.8, label=col)
+        ax2.set_ylabel("clock (MHz)")
+        ax2.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def _per_configuration(df: pd.DataFrame):
+    """A figure with one x position per configuration (row of ``df``): (figure, axes, positions)."""
+    from study import plotting
+
+    fig, ax = plotting.figure()
+    return fig, ax, np.arange(len(df))
+
+
+def _label_configurations(ax, df: pd.DataFrame, x, ylabel: str, title: str) -> None:
+    """Each position named by its model, engine and processor; the axis label, title and legend."""
+    ax.set_xticks(x, df.model + " " + df.engine + " " + df.processor, rotation=20, ha="right")
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend()
+
+
+def _plot_burst_sustained(bs: pd.DataFrame):
+    fig, ax, x = _per_configuration(bs)
+    ax.errorbar(x - 0.1, bs.burst_median, yerr=[bs.burst_median - bs.burst_lo, bs.burst_hi - bs.burst_median],
+                fmt="o", label="burst (first seconds)")
+    ax.errorbar(x + 0.1, bs.sustained_median, yerr=[bs.sustained_median - bs.sustained_lo,
+                                                    bs.sustained_hi - bs.sustained_median], fmt="s",
+                label="sustained (second half)")
+    _label_configurations(ax, bs, x, "median latency (ms), 95% CI", "Burst vs sustained")
+    return fig
+
+
+def _plot_between_run(br: pd.DataFrame):
+    fig, ax, x = _per_configuration(br)
+    ax.bar(x - 0.2, br.between_cv * 100, 0.4, label="between runs")
+    ax.bar(x + 0.2, br.within_cv * 100, 0.4, label="within a run")
+    _label_configurations(ax, br, x, "spread of log latency (CV, %)", "Between-run vs within-run variation")
+    return fig
+
+
+def _plot_coverage(cov: pd.DataFrame):
+    from study import plotting
+
+    fig, ax = plotting.figure()
+    cov = cov.sort_values("median1").reset_index(drop=True)
+    x = np.arange(len(cov))
+    ax.vlines(x - 0.1, cov.ci_lo / cov.median1, cov.ci_hi / cov.median1, color="C0", lw=3,
+              label="harness CI (run 1)")
+    ax.vlines(x + 0.1, cov.rerun_lo / cov.median1, cov.rerun_hi / cov.median1, color="C1", lw=3,
+              label="rerun interval (run 1)")
+    ax.plot(x, cov.median2 / cov.median1, "k.", label="run 2 median")
+    ax.axhline(1, color="grey", lw=0.5)
+    ax.set(xlabel="configuration", ylabel="relative to run 1 median", title="Do intervals hold on a rerun?")
+    ax.legend(fontsize=7)
+    return fig
+
+
 def plot(ctx, tables: dict[str, pd.DataFrame], trace: pd.DataFrame | None = None) -> dict[str, Any]:
     from study import plotting
 
-    figs = {}
-    if trace is not None and len(trace):
-        inf = trace[trace.kind == "inference"]
-        fig, ax = plotting.figure()
-        for (m, e, pr), g in inf.groupby(["model", "engine", "processor"]):
-            ax.plot(g.t_s, g.latency_ms, ".", ms=2, alpha=0.5, label=f"{m} {e} {pr}",
-                    color=plotting.PROCESSOR_COLORS.get(pr))
-        ax.axvline(ctx.params["burst_seconds"], color="grey", ls=":", lw=1)
-        title = ("Sustained run: every benchmark_model call (its mean)" if _is_aggregate(inf)
-                 else "Sustained run: every inference")
-        ax.set(xlabel="time since start (s)", ylabel="latency (ms)", title=title)
-        ax.legend(fontsize=7, loc="upper right")
-        sen = trace[trace.kind == "sensors"]
-        if len(sen) and sen[["cpu_mhz_mean", "gpu_sm_mhz", "temp_max_c", "gpu_temp_c"]].notna().any().any():
-            ax2 = ax.twinx()
-            for col, ls in (("cpu_mhz_mean", "-"), ("gpu_sm_mhz", "--")):
-                if sen[col].notna().any():
-                    ax2.plot(sen.t_s, sen[col], ls, color="k", lw=0.8, label=col)
-            ax2.set_ylabel("clock (MHz)")
-            ax2.legend(fontsize=7, loc="lower right")
-        figs["sustained_trace"] = fig
-        ctx.save(fig, "sustained_trace")
-    bs = tables.get("burst_sustained")
-    if bs is not None and len(bs):
-        fig, ax = plotting.figure()
-        lab = bs.model + " " + bs.engine + " " + bs.processor
-        x = np.arange(len(bs))
-        ax.errorbar(x - 0.1, bs.burst_median, yerr=[bs.burst_median - bs.burst_lo, bs.burst_hi - bs.burst_median],
-                    fmt="o", label="burst (first seconds)")
-        ax.errorbar(x + 0.1, bs.sustained_median, yerr=[bs.sustained_median - bs.sustained_lo,
-                                                        bs.sustained_hi - bs.sustained_median], fmt="s",
-                    label="sustained (second half)")
-        ax.set_xticks(x, lab, rotation=20, ha="right")
-        ax.set(ylabel="median latency (ms), 95% CI", title="Burst vs sustained")
-        ax.legend()
-        figs["burst_sustained"] = fig
-        ctx.save(fig, "burst_sustained")
-    br = tables.get("between_run")
-    if br is not None and len(br):
-        fig, ax = plotting.figure()
-        lab = br.model + " " + br.engine + " " + br.processor
-        x = np.arange(len(br))
-        ax.bar(x - 0.2, br.between_cv * 100, 0.4, label="between runs")
-        ax.bar(x + 0.2, br.within_cv * 100, 0.4, label="within a run")
-        ax.set_xticks(x, lab, rotation=20, ha="right")
-        ax.set(ylabel="spread of log latency (CV, %)", title="Between-run vs within-run variation")
-        ax.legend()
-        figs["between_run"] = fig
-        ctx.save(fig, "between_run")
-    cov = tables.get("coverage")
-    if cov is not None and len(cov):
-        fig, ax = plotting.figure()
-        cov = cov.sort_values("median1").reset_index(drop=True)
-        x = np.arange(len(cov))
-        ax.vlines(x - 0.1, cov.ci_lo / cov.median1, cov.ci_hi / cov.median1, color="C0", lw=3,
-                  label="harness CI (run 1)")
-        ax.vlines(x + 0.1, cov.rerun_lo / cov.median1, cov.rerun_hi / cov.median1, color="C1", lw=3,
-                  label="rerun interval (run 1)")
-        ax.plot(x, cov.median2 / cov.median1, "k.", label="run 2 median")
-        ax.axhline(1, color="grey", lw=0.5)
-        ax.set(xlabel="configuration", ylabel="relative to run 1 median", title="Do intervals hold on a rerun?")
-        ax.legend(fontsize=7)
-        figs["coverage"] = fig
-        ctx.save(fig, "coverage")
-    return figs
+    return plotting.draw_and_save(ctx, [
+        ("sustained_trace", trace, lambda t: _plot_sustained_trace(t, ctx.params["burst_seconds"])),
+        ("burst_sustained", tables.get("burst_sustained"), _plot_burst_sustained),
+        ("between_run", tables.get("between_run"), _plot_between_run),
+        ("coverage", tables.get("coverage"), _plot_coverage)])
 
 
 def run(ctx) -> dict[str, Any]:

@@ -374,7 +374,7 @@ def measure(ctx) -> pd.DataFrame:
     """``runs`` independent runs in fresh processes (complete ones of the same parameters and
     environment are kept from the raw log: a killed stage resumes at the first incomplete run),
     then the split prediction in this process."""
-    if phone.is_phone(ctx):
+    if phone.not_measurable(ctx, FINDING):
         return measure_phone(ctx)
     log = ctx.raw_log()
     key = _key(ctx)
@@ -703,7 +703,7 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     where = (f"model {primary}; candidates served: {', '.join(cands) or 'none'}"
              + ("; absent: " + "; ".join(f"{r.candidate}: {r.reason}" for r in tables["absent"].itertuples())
                 if len(tables["absent"]) else ""))
-    if phone.is_phone(ctx):
+    if phone.not_measurable(ctx, FINDING):
         why = caps.reason.iloc[0] if len(caps) else "no Python on a phone"
         tables["claims"] = pd.DataFrame([dict(claim="C11", form="paper", primary=True, paper_value=PAPER_C11,
                                               verdict="not measurable", reason=why, effect=np.nan, ci_lo=np.nan,

@@ -99,17 +99,18 @@ class StageContext:
 
     def latency_config(self, model: str, engine: str, processor: str, core_group: str = "all",
                        **extra: Any) -> Config:
-        """A harness configuration running ``model`` on ``engine``/``processor``."""
+        """A harness configuration running ``model`` with ``engine`` on ``processor``: the device
+        supplies the engine (on a phone LiteRT is ``benchmark_model``, column ``engine`` says
+        ``litert-benchmark``) and the session (``Device.open_session``)."""
         spec = self.model(model)
-        eng = get_engine(engine)
+        eng = self.device.engine(engine)
         cores = self.cores_for(core_group)
         threads = self.threads_for(processor, cores)
-        cols = dict(model=model, engine=engine, engine_version=eng.version(), processor=processor,
+        cols = dict(model=model, engine=eng.name, engine_version=eng.version(), processor=processor,
                     threads=threads, core_group=core_group, **extra)
 
         def opener():
-            eng.check(self.device, processor, spec)
-            return eng.open(spec, processor, threads, seed=self.seed)
+            return self.device.open_session(eng, spec, processor, threads, cores, self.seed)
 
         return Config(columns=cols, opener=opener, cores=cores)
 

@@ -78,9 +78,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study import phone, stats
+from study import devices, phone, stats
 from study.competitors import KINDS, CompetitorError, CompetitorPool, available_kinds, spawn_child, wait_ready
 from study.config import check_models
+from study.devices import PYTHON
 from study.measure import Config, HarnessSettings, current_affinity, set_affinity
 from study.schema import STAGES, ParamError
 
@@ -566,7 +567,6 @@ def phone_availability_rows(ctx, models: list[str], suts: list[str], kinds: list
 
 def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, list[int]]) -> pd.DataFrame:
     from study.devices.adb import CompetitorError as PhoneCompetitorError
-    from study.engines.tflite_benchmark import samples as tb_samples
 
     p = ctx.params
     inf_group, cross_group = choose_groups(groups, p["inference_core_group"])
@@ -605,7 +605,7 @@ def measure_contention_phone(ctx, avail: pd.DataFrame, pool, groups: dict[str, l
                            block_size=max(1, min(ctx.settings.block_size, p["samples_per_visit"])))
         rec = _matching_visit(finished, visit, cond, settings.hash(ctx.env))
         if rec is not None:  # resumed: measured and recorded before a kill
-            done = tb_samples(log, configs, settings, ctx.env, run_ids=[rec["run_id"]])
+            done = ctx.samples(log, configs, settings, run_ids=[rec["run_id"]])
             frames += _visit_frames(done, phone.failures(done, configs), rec)
             continue
         # a visit without its record (killed before it) is measured again, its calls ignored
@@ -676,7 +676,7 @@ def _corun_tables(app_log, log, failures: list[dict], app_types: tuple[str, ...]
 
 def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(frames and gfxinfo counters, inference beside the app) on a phone."""
-    from study.devices.adb import AdbDeviceError
+    from study.devices import DeviceError
     from study.engines.base import EngineUnavailable
 
     p = ctx.params
@@ -727,7 +727,7 @@ def measure_corun_phone(ctx, avail: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
         time.sleep(p["app_warmup_s"])  # the phone settles after the previous run
         try:
             fr, counters, res = phone.frame_trace(ctx, p["corun_seconds"], during)
-        except (AdbDeviceError, EngineUnavailable) as e:
+        except (DeviceError, EngineUnavailable) as e:
             if getattr(e, "disconnected", False):
                 raise
             failures.append({**tag, "reason": f"{type(e).__name__}: {e}"[:400]})
@@ -799,7 +799,7 @@ def measure(ctx) -> pd.DataFrame:
     """Contention latencies, co-running app frames and the inference beside it, plus one
     ``measurement='unavailable'`` row for every system or competitor kind absent here.
     Writes the tidy dataset; closes both raw logs with a ``complete`` marker."""
-    if phone.is_phone(ctx):
+    if not devices.supports(ctx.device_spec, PYTHON):  # only benchmark_model runs there
         return measure_phone(ctx)
     p = ctx.params
     avail = pd.concat([availability_rows(ctx, p["models"], p["suts"], p["kinds"]).assign(part="contention"),
@@ -1343,7 +1343,7 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables["cpu_vs_gpu"] = cpu_vs_gpu(data, stats.p_resamples(n_boot), seed)   # C5's p: >= 10,000 resamples
     tables["corun"], tables["corun_vs_idle"] = corun_table(data, n_boot, seed)
     tables["claims"] = claims_of(data, tables["cpu_vs_gpu"], tables["corun_vs_idle"], tables["slowdown"], p, n_boot,
-                                 seed, phone.is_phone(ctx))
+                                 seed, not devices.supports(ctx.device_spec, PYTHON))
     for name, df in tables.items():
         ctx.write(df, table=name)
     return tables
@@ -1419,7 +1419,7 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     figs["slowdown"] = fig
 
     cr = tables["corun"]
-    renders = sorted(cr.render.unique()) if len(cr) else ([PHONE_RENDER] if phone.is_phone(ctx) else ["cpu"])
+    renders = sorted(cr.render.unique()) if len(cr) else ([PHONE_RENDER] if not devices.supports(ctx.device_spec, PYTHON) else ["cpu"])
     fig2, axes2 = plotting.figure(4.2 * len(renders), 3.4, ncols=len(renders), squeeze=False, sharey=True)
     for j, render in enumerate(renders):
         ax = axes2[0][j]

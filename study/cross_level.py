@@ -75,6 +75,7 @@ from the harness), ``coexec`` (a co-execution pairing's predicted split ratio).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -87,8 +88,10 @@ import numpy as np
 import pandas as pd
 
 from study import claims as C
-from study import stats
+from study import devices, phone, stats
+from study.devices import PYTHON
 from study.logcache import KeyedLog
+from study.measure import Config, current_affinity, set_affinity
 from study.schema import STAGES, ParamError
 
 FINDING = "cross_level"
@@ -719,8 +722,6 @@ def _coexec_units(ctx, model: str, base_module, x0, fid_inputs, cal_inputs, ref,
     """The precision pairings of one model: rows, harness configs and the pairs to close."""
     import torch
 
-    from study.measure import Config
-
     p = ctx.params
     rows: list[dict[str, Any]] = []
     configs, pairs = [], []
@@ -773,351 +774,357 @@ def _coexec_units(ctx, model: str, base_module, x0, fid_inputs, cal_inputs, ref,
     return rows, configs, pairs
 
 
-def measure(ctx) -> pd.DataFrame:
-    """Builds the variants and measures every variant x engine x processor; writes the tidy dataset.
-    On a phone (``device=adb:...``): ``measure_phone``."""
-    from study import phone
-
-    if phone.is_phone(ctx):
-        return measure_phone(ctx)
-    from study import paths
-    from study.engines import get_engine
-    from study.engines.base import captured_native_stderr
-    from study.measure import Config, current_affinity, set_affinity
-
-    p = ctx.params
-    models, engines, processors = list(p["models"]), list(p["engines"]), list(p["processors"])
-    cores = ctx.cores_for(p["core_group"])
-    log = ctx.raw_log()
-    rlog = ctx.raw_log(RECORDS_LOG)
-    rec = _Records(rlog, {"params": p, "env": ctx.env, "seed": ctx.seed})
-    vroot = paths.aux_dir(ctx.device_spec, FINDING, ctx.data_root) / "variants"
-    rows: list[dict[str, Any]] = []
-    configs: list[Config] = []
-    pairs: list[Any] = []
-    clip_cache: dict = {}
-    versions = {e: get_engine(e).version() for e in engines}
-    original = current_affinity()
-    set_affinity(cores)
-    tf32 = _tf32_off()
-    t_start = time.time()
-    try:
-        for m in models:
-            spec = ctx.model(m)
-            try:
-                cal_u8, fid_u8 = frame_sets(m, p, clip_cache)
-            except Exception as e:
-                rows.append(dict(record="error", **_unit(m, "fp32", "", ""), available=True, method="frames",
-                                 reason=f"{type(e).__name__}: {e}"[:500]))
-                continue
-            cal_inputs = [model_input(m, u) for u in cal_u8]
-            fid_inputs = [model_input(m, u) for u in fid_u8]
-            b = Builder(ctx, m, vroot / m, cal_inputs, rlog)
-            struct = b.torch_modules()  # also the fp32 reference of zoo models, whatever the engines
-            if "litert" in engines:
-                b.litert(struct)
-            if "onnxruntime" in engines:
-                b.onnx(struct)
-            arts = {k: a for k, a in b.arts.items() if a.engine in engines}
-            rows += [a.row() for a in arts.values()]
-            # the fp32 reference of each engine (CPU) for fidelity
-            refs: dict[str, tuple[str, Any]] = {}
-
-            def ref_of(e: str) -> tuple[str, Any]:
-                if e not in refs:
-                    try:
-                        refs[e] = _reference(ctx, m, b.arts, fid_inputs, ctx.threads_for("cpu", cores), e)
-                    except Exception as ex:
-                        rows.append(dict(record="error", **_unit(m, "fp32", e, "cpu"), available=True,
-                                         method="fp32 reference", reason=f"{type(ex).__name__}: {ex}"[:500]))
-                        refs[e] = ("", None)
-                return refs[e]
-
-            avail = ctx.availability([m], engines, processors)
-            crashed: dict[str, str | None] = {}
-            lg = avail[(avail["engine"] == "litert") & (avail["processor"] == "gpu")]
-            if len(lg) and bool(lg.iloc[0]["available"]):  # a GPU accelerator may abort the process: probe first
-                crashed = probe_litert([str(a.path) for (_, eng), a in arts.items() if eng == "litert" and a.ok], "gpu")
-            for _, av in avail.iterrows():
-                e, pr = av["engine"], av["processor"]
-                th = ctx.threads_for(pr, cores)
-                ref_label, ref = ref_of(e) if any(eng == e for (_, eng) in arts) else ("", None)
-                if not any(eng == e for (_, eng) in arts):
-                    rows.append(dict(record="absent", **_unit(m, "fp32", e, pr), available=False,
-                                     reason=av["reason"] or f"{m} has no {e} form"))
-                    continue
-                for (v, eng), a in sorted(arts.items()):
-                    if eng != e:
-                        continue
-                    unit = _unit(a, processor=pr, threads=th, core_group=p["core_group"], reference=ref_label)
-                    # static GPU view of every .tflite variant, on every host
-                    if a.ok and e == "litert" and pr == "gpu":
-                        k = rec.key(kind="placement", view="static", unit=[m, v, e, pr], sha=a.sha256)
-                        r0 = rec.get(k)
-                        if r0 is None:
-                            try:
-                                with captured_native_stderr():
-                                    s = measure_placement(a, "gpu", th, spec, static=True)
-                                r0 = rec.put(k, "placement", summary={kk: _json_safe(vv) for kk, vv in s.items()},
-                                             error=None)
-                            except Exception as ex:
-                                r0 = rec.put(k, "placement", summary=None, error=f"{type(ex).__name__}: {ex}"[:500])
-                        if r0["summary"] is not None:
-                            rows.append(dict(record="placement", **unit, view="gpu (static)", available=bool(av["available"]),
-                                             **r0["summary"]))
-                    if not av["available"]:
-                        rows.append(dict(record="absent", **unit, available=False, reason=av["reason"]))
-                        continue
-                    if not a.ok:
-                        rows.append(dict(record="absent", **unit, available=False,
-                                         reason=f"variant {a.status}: {a.reason}"))
-                        continue
-                    why = unit_reason(a, pr, p)
-                    if why:
-                        rows.append(dict(record="absent", **unit, available=False, reason=why))
-                        continue
-                    if e == "litert" and pr == "gpu" and crashed.get(str(a.path)):
-                        rows.append(dict(record="error", **unit, available=True, method="GPU probe",
-                                         reason=crashed[str(a.path)]))
-                        continue
-                    # fidelity on real frames (the session's first life), measured placement
-                    if ref is None:
-                        rows.append(dict(record="error", **unit, available=True, method="fidelity",
-                                         reason="no fp32 reference"))
-                        continue
-                    try:
-                        with captured_native_stderr():
-                            s = open_unit(a, pr, th, ctx.seed, spec)
-                        info = dict(getattr(s, "info", {}) or {})
-                        try:
-                            for i, x in enumerate(fid_inputs):
-                                s.set_inputs([x])
-                                f = fidelity(m, spec.task, ref[i], decode(m, s.outputs()))
-                                rlog.append({"type": "fidelity", "unit": [m, v, e, pr], "frame": i, **f,
-                                             "t_wall": time.time()})
-                                rows.append(dict(record="fidelity", **unit, frame=i, **f))
-                        finally:
-                            s.close()
-                    except Exception as ex:
-                        rows.append(dict(record="error", **unit, available=True, method="open / fidelity",
-                                         reason=f"{type(ex).__name__}: {ex}"[:500]))
-                        continue
-                    k = rec.key(kind="placement", view="measured", unit=[m, v, e, pr], sha=a.sha256, threads=th)
-                    r0 = rec.get(k)
-                    if r0 is None:
-                        try:
-                            if e == "litert" and pr == "gpu" and p["gpu_op_placement"]:
-                                from study.engines import tflite_graph as tg
-                                from study.engines.litert import LiteRTEngine
-
-                                with captured_native_stderr():
-                                    summ = placement_summary(LiteRTEngine().placement(
-                                        _spec_for(spec, a.path, "tflite"), "gpu", th), set(tg.constant_ops(a.path)))
-                            elif e == "litert" and pr == "gpu":  # measured: the whole model's delegation
-                                full = bool(info.get("fully_accelerated"))
-                                summ = dict(n_ops=np.nan, n_runtime=np.nan, n_fallback=0 if full else np.nan,
-                                            fallback_ratio=0.0 if full else np.nan,
-                                            fallback_types="" if full else
-                                            "some operators left to the CPU (per operator: the static view)",
-                                            placement_method="measured: CompiledModel.is_fully_accelerated() on the GPU")
-                            else:
-                                with captured_native_stderr():
-                                    summ = measure_placement(a, pr, th, spec)
-                            r0 = rec.put(k, "placement", summary={kk: _json_safe(vv) for kk, vv in summ.items()},
-                                         error=None)
-                        except Exception as ex:
-                            r0 = rec.put(k, "placement", summary=None, error=f"{type(ex).__name__}: {ex}"[:500])
-                    if r0["summary"] is not None:
-                        rows.append(dict(record="placement", **unit, view=pr, available=True,
-                                         fully_accelerated=info.get("fully_accelerated", np.nan), **r0["summary"]))
-                    else:
-                        rows.append(dict(record="error", **unit, available=True, method="placement",
-                                         reason=r0["error"]))
-                    x0 = fid_inputs[0]
-                    cols = dict(model=m, variant=v, family=family(v), frontend=frontend_of(v), engine=e,
-                                engine_version=versions[e], processor=pr, threads=th, core_group=p["core_group"],
-                                ratio=np.nan)
-
-                    def opener(a=a, pr=pr, th=th, x0=x0, spec=spec):
-                        s = open_unit(a, pr, th, ctx.seed, spec)
-                        s.set_inputs([x0])
-                        return s
-
-                    configs.append(Config(columns=cols, opener=opener, cores=cores))
-            # co-execution pairings (finding 2's engine)
-            ref = (ref_of("torch")[1] if m in p["coexec_models"] and ("fp32", "torch") in b.arts
-                   and b.arts[("fp32", "torch")].ok else None)
-            if m in p["coexec_models"] and ref is not None:
-                why = None
-                if "torch" not in engines or "gpu" not in processors:
-                    why = "the torch engine on the gpu is not in this run's parameters"
-                else:
-                    a_t = avail[(avail["engine"] == "torch") & (avail["processor"] == "gpu")]
-                    if len(a_t) and not bool(a_t.iloc[0]["available"]):
-                        why = str(a_t.iloc[0]["reason"])
-                crow, ccfg, cpairs = _coexec_units(ctx, m, b.arts[("fp32", "torch")].module, fid_inputs[0],
-                                                   fid_inputs, cal_inputs, ref, spec, rec,
-                                                   ctx.threads_for("cpu", cores), cores, why)
-                rows += crow
-                configs += ccfg
-                pairs += cpairs
-            elif m in p["coexec_models"]:
-                for v in PAIRINGS:
-                    rows.append(dict(record="absent", **_unit(m, v, COEXEC_ENGINE, "cpu+gpu"), available=False,
-                                     reason="not measurable: no fp32 PyTorch model or reference"))
-        t_built = time.time()
-        # ---- latency: every unit that opened, one harness run (interleaved, stopping rule)
-        lat = pd.DataFrame()
-        if configs:
-            lat = ctx.harness(log).run(configs)
-            if len(lat):
-                lat = lat.assign(record="latency", trained=lat["model"].isin(list(MEDIAPIPE_TASKS)))
-            fails = ctx.failures(log, configs)
-            for _, f in fails.iterrows():
-                rows.append(dict(record="error", **{k: f.get(k) for k in UNIT_COLS}, available=True,
-                                 method="harness", reason=str(f["reason"])))
-    finally:
-        for pair in pairs:  # first: a pair restores the TF32 flags it found at its start
-            try:
-                pair.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the measurement
-                pass
-        _tf32_restore(tf32)
-        set_affinity(original)
-    data = pd.concat([pd.DataFrame(rows), lat], ignore_index=True, sort=False)
-    data = _tidy(data)
-    data.attrs["seconds"] = {"build_fidelity_placement": round(t_built - t_start, 1),
-                             "latency": round(time.time() - t_built, 1)}
-    ctx.write(data)
-    for lg in (log, rlog):
-        lg.mark_complete(finding=FINDING)
-        lg.close()
-    if not p["keep_variants"] and vroot.exists():
-        shutil.rmtree(vroot, ignore_errors=True)
-    return data
-
-
 PHONE_FIDELITY = ("fidelity of the same .tflite file on the host CPU (LiteRT/XNNPACK): a phone runs no Python and "
                   "benchmark_model gives no outputs; the phone's delegates may round differently")
 
 
-def measure_phone(ctx) -> pd.DataFrame:
-    """On a phone: the LiteRT variants are built on the host and timed on the phone's processors
-    with ``benchmark_model`` (``study.phone``: one row per call, the call's mean as the sample);
-    placement from the phone's op profile; fidelity of the same files on the host CPU (said in
-    ``method``). ONNX Runtime, PyTorch and the co-execution pairings say why not."""
-    import os
+def measure(ctx) -> pd.DataFrame:
+    """Builds the variants and measures every variant x engine x processor; writes the tidy dataset.
 
-    from study import paths, phone, stages
-    from study.engines.base import captured_native_stderr
-    from study.engines.tflite_benchmark import BenchConfig, TFLiteBenchmarkEngine
-
-    p = ctx.params
-    models, engines, processors = list(p["models"]), list(p["engines"]), list(p["processors"])
-    cores = ctx.cores_for(p["core_group"])
-    host_threads = max(1, min(4, os.cpu_count() or 1))
-    log, rlog = ctx.raw_log(), ctx.raw_log(RECORDS_LOG)
-    vroot = paths.aux_dir(ctx.device_spec, FINDING, ctx.data_root) / "variants"
-    bench = TFLiteBenchmarkEngine(ctx.device)
-    rows: list[dict[str, Any]] = []
-    cfgs: list[Any] = []
-    clip_cache: dict = {}
-    for m in models:
-        spec = ctx.model(m)
-        for e in engines:
-            if e == "litert":
-                continue
-            for pr in processors:
-                rows.append(dict(record="absent", **_unit(m, "fp32", e, pr), available=False,
-                                 reason=phone.engine_reason(e) or f"{e} is not run on a phone"))
-        if m in p["coexec_models"]:
-            for v in PAIRINGS:
-                rows.append(dict(record="absent", **_unit(m, v, COEXEC_ENGINE, "cpu+gpu"), available=False,
-                                 reason="not measurable on a phone: " + stages.get("mulayer_overhead").phone_why))
-        if "litert" not in engines:
-            continue
-        try:
-            cal_u8, fid_u8 = frame_sets(m, p, clip_cache)
-        except Exception as ex:
-            rows.append(dict(record="error", **_unit(m, "fp32", "litert", ""), available=True, method="frames",
-                             reason=f"{type(ex).__name__}: {ex}"[:500]))
-            continue
-        cal_inputs = [model_input(m, u) for u in cal_u8]
-        fid_inputs = [model_input(m, u) for u in fid_u8]
-        b = Builder(ctx, m, vroot / m, cal_inputs, rlog)
-        b.threads = host_threads
-        b.litert(b.torch_modules())
-        arts = {k: a for k, a in b.arts.items() if a.engine == "litert"}
-        rows += [a.row() for a in arts.values()]
-        try:
-            ref_label, ref = _reference(ctx, m, b.arts, fid_inputs, host_threads, "litert")
-        except Exception as ex:
-            ref_label, ref = "", None
-            rows.append(dict(record="error", **_unit(m, "fp32", "litert", "cpu"), available=True,
-                             method="fp32 reference", reason=f"{type(ex).__name__}: {ex}"[:500]))
-        host_fid: dict[str, list[dict[str, Any]]] = {}
-        for pr in processors:
-            why = phone.availability(ctx, m, "litert", pr)
-            th = ctx.threads_for(pr, cores)
-            for (v, _), a in sorted(arts.items()):
-                unit = _unit(a, processor=pr, threads=th, core_group=p["core_group"], reference=ref_label,
-                             engine_impl=phone.ENGINE)
-                if why:
-                    rows.append(dict(record="absent", **unit, available=False, reason=why))
-                    continue
-                if not a.ok:
-                    rows.append(dict(record="absent", **unit, available=False, reason=f"variant {a.status}: {a.reason}"))
-                    continue
-                if ref is not None and v not in host_fid:
-                    try:
-                        with captured_native_stderr():
-                            s = open_unit(a, "cpu", host_threads, ctx.seed, spec)
-                        try:
-                            fr = []
-                            for i, x in enumerate(fid_inputs):
-                                s.set_inputs([x])
-                                fr.append(dict(frame=i, **fidelity(m, spec.task, ref[i], decode(m, s.outputs()))))
-                        finally:
-                            s.close()
-                        host_fid[v] = fr
-                        for f in fr:
-                            rlog.append({"type": "fidelity", "unit": [m, v, "litert", "host-cpu"], **f,
-                                         "t_wall": time.time()})
-                    except Exception as ex:
-                        host_fid[v] = []
-                        rows.append(dict(record="error", **unit, available=True, method="host fidelity",
-                                         reason=f"{type(ex).__name__}: {ex}"[:500]))
-                for f in host_fid.get(v, []):
-                    rows.append(dict(record="fidelity", **unit, method=PHONE_FIDELITY, **f))
-                vspec = _spec_for(spec, a.path, "tflite")
-                try:
-                    from study.engines import tflite_graph as tg
-
-                    summ = placement_summary(bench.placement(vspec, pr, th), set(tg.constant_ops(a.path)))
-                    rows.append(dict(record="placement", **unit, view=pr, available=True, **summ))
-                except Exception as ex:
-                    rows.append(dict(record="error", **unit, available=True, method="placement (phone)",
-                                     reason=f"{type(ex).__name__}: {ex}"[:500]))
-                cols = dict(model=m, variant=v, family=family(v), frontend=frontend_of(v), engine="litert",
-                            engine_impl=phone.ENGINE, engine_version=bench.version(), processor=pr, threads=th,
-                            core_group=p["core_group"], ratio=np.nan)
-                cfgs.append(BenchConfig(columns=cols, model=vspec, processor=pr, threads=th, cores=cores))
-    lat = phone.measure(ctx, cfgs, log) if cfgs else pd.DataFrame()
-    if len(lat):
-        lat = lat.assign(record="latency", method=phone.BLOCK_METHOD, trained=lat["model"].isin(list(MEDIAPIPE_TASKS)))
-        if "stop_reason" not in lat.columns:
-            lat["stop_reason"] = ""
-        for _, f in phone.failures(lat, cfgs).iterrows():
-            rows.append(dict(record="error", **{k: f.get(k) for k in UNIT_COLS}, available=True, method="benchmark_model",
-                             reason=str(f["reason"])))
-    data = _tidy(pd.concat([pd.DataFrame(rows), lat], ignore_index=True, sort=False))
+    Where the device runs the study's Python engines (``study.devices.PYTHON``: this host) every
+    unit opens there: fidelity and placement per processor, the co-execution pairings. Elsewhere
+    (a phone: only ``benchmark_model``) the LiteRT variants are built on the host and timed on
+    the device's processors (``study.phone``: one row per call, the call's mean as the sample),
+    placement comes from the device's op profile and fidelity from the same files on the host
+    CPU (said in ``method``); ONNX Runtime, PyTorch and the pairings say why not. Either way
+    every unit's latency is one harness run (interleaved, stopping rule)."""
+    run = _Measure(ctx)
+    t_start = time.time()
+    with run.pinned():
+        for m in run.p["models"]:
+            run.model(m)
+        t_built = time.time()
+        lat = run.latency()
+    data = _tidy(pd.concat([pd.DataFrame(run.rows), lat], ignore_index=True, sort=False))
+    data.attrs["seconds"] = {"build_fidelity_placement": round(t_built - t_start, 1),
+                             "latency": round(time.time() - t_built, 1)}
     ctx.write(data)
-    for lg in (log, rlog):
+    for lg in (run.log, run.rlog):
         lg.mark_complete(finding=FINDING)
         lg.close()
-    if not p["keep_variants"] and vroot.exists():
-        shutil.rmtree(vroot, ignore_errors=True)
+    if not run.p["keep_variants"] and run.vroot.exists():
+        shutil.rmtree(run.vroot, ignore_errors=True)
     return data
+
+
+class _Measure:
+    """The state of one ``measure``: rows, harness configurations, co-execution pairs, logs."""
+
+    def __init__(self, ctx):
+        import os
+
+        from study import paths
+
+        self.ctx, self.p = ctx, ctx.params
+        self.python = devices.supports(ctx.device_spec, PYTHON)
+        self.engines, self.processors = list(self.p["engines"]), list(self.p["processors"])
+        self.cores = ctx.cores_for(self.p["core_group"])  # the device's cores (a phone's: pinned there)
+        # builds, references and host fidelity run on this host's CPU
+        self.host_threads = (ctx.threads_for("cpu", self.cores) if self.python
+                             else max(1, min(4, os.cpu_count() or 1)))
+        self.log, self.rlog = ctx.raw_log(), ctx.raw_log(RECORDS_LOG)
+        self.rec = _Records(self.rlog, {"params": self.p, "env": ctx.env, "seed": ctx.seed})
+        self.vroot = paths.aux_dir(ctx.device_spec, FINDING, ctx.data_root) / "variants"
+        self.rows: list[dict[str, Any]] = []
+        self.configs: list[Any] = []
+        self.pairs: list[Any] = []
+        self.clip_cache: dict = {}
+
+    @contextlib.contextmanager
+    def pinned(self):
+        """This process on the stage's cores with TF32 off, where the units run in it; the pairs
+        closed (each restores the TF32 flags it found) and everything restored after."""
+        if not self.python:  # the device pins its own runs (taskset); the host builds unpinned
+            yield
+            return
+        original = current_affinity()
+        set_affinity(self.cores)
+        tf32 = _tf32_off()
+        try:
+            yield
+        finally:
+            for pair in self.pairs:  # first: a pair restores the TF32 flags it found at its start
+                try:
+                    pair.close()
+                except Exception:  # noqa: BLE001 - closing must not hide the measurement
+                    pass
+            _tf32_restore(tf32)
+            set_affinity(original)
+
+    def model(self, m: str) -> None:
+        """Frames, variants and every unit of model ``m``."""
+        spec = self.ctx.model(m)
+        engines = self.engines if self.python else self._benchmark_engines(m)
+        if not engines and not self.python:  # no LiteRT in this run: nothing runs on the device
+            return
+        try:
+            cal_u8, fid_u8 = frame_sets(m, self.p, self.clip_cache)
+        except Exception as e:
+            self.rows.append(dict(record="error", **_unit(m, "fp32", "" if self.python else "litert", ""),
+                                  available=True, method="frames", reason=f"{type(e).__name__}: {e}"[:500]))
+            return
+        cal_inputs = [model_input(m, u) for u in cal_u8]
+        fid_inputs = [model_input(m, u) for u in fid_u8]
+        b = Builder(self.ctx, m, self.vroot / m, cal_inputs, self.rlog)
+        b.threads = self.host_threads
+        struct = b.torch_modules()  # also the fp32 reference of zoo models, whatever the engines
+        if "litert" in engines:
+            b.litert(struct)
+        if "onnxruntime" in engines:
+            b.onnx(struct)
+        arts = {k: a for k, a in b.arts.items() if a.engine in engines}
+        self.rows += [a.row() for a in arts.values()]
+        if self.python:
+            self._python_units(m, spec, b, arts, cal_inputs, fid_inputs)
+        else:
+            self._benchmark_units(m, spec, b, arts, fid_inputs)
+
+    def latency(self) -> pd.DataFrame:
+        """Every unit that opened, one harness run; the failed ones as error rows."""
+        lat = pd.DataFrame()
+        if not self.configs:
+            return lat
+        lat = self.ctx.harness(self.log).run(self.configs)
+        if len(lat):
+            lat = lat.assign(record="latency", trained=lat["model"].isin(list(MEDIAPIPE_TASKS)))
+            if "aggregate" in lat.columns:  # blocks the device timed: their means are the samples
+                lat["method"] = phone.BLOCK_METHOD
+        for _, f in self.ctx.failures(self.log, self.configs).iterrows():
+            self.rows.append(dict(record="error", **{k: f.get(k) for k in UNIT_COLS}, available=True,
+                                  method="harness" if self.python else "benchmark_model", reason=str(f["reason"])))
+        return lat
+
+    def _config(self, a: "Artifact", e: str, pr: str, th: int, opener) -> None:
+        """The harness configuration of one unit (the device's engine: version, implementation)."""
+        eng = self.ctx.device.engine(e)
+        impl = {} if eng.name == e else {"engine_impl": eng.name}
+        cols = dict(model=a.model, variant=a.variant, family=family(a.variant), frontend=frontend_of(a.variant),
+                    engine=e, **impl, engine_version=eng.version(), processor=pr, threads=th,
+                    core_group=self.p["core_group"], ratio=np.nan)
+        self.configs.append(Config(columns=cols, opener=opener, cores=self.cores))
+
+    # -- a device that runs the study's Python engines ----------------------------------
+    def _python_units(self, m: str, spec, b: "Builder", arts: dict, cal_inputs, fid_inputs) -> None:
+        refs: dict[str, tuple[str, Any]] = {}
+
+        def ref_of(e: str) -> tuple[str, Any]:  # the fp32 reference of each engine (CPU) for fidelity
+            if e not in refs:
+                try:
+                    refs[e] = _reference(self.ctx, m, b.arts, fid_inputs, self.host_threads, e)
+                except Exception as ex:
+                    self.rows.append(dict(record="error", **_unit(m, "fp32", e, "cpu"), available=True,
+                                          method="fp32 reference", reason=f"{type(ex).__name__}: {ex}"[:500]))
+                    refs[e] = ("", None)
+            return refs[e]
+
+        avail = self.ctx.availability([m], self.engines, self.processors)
+        crashed: dict[str, str | None] = {}
+        lg = avail[(avail["engine"] == "litert") & (avail["processor"] == "gpu")]
+        if len(lg) and bool(lg.iloc[0]["available"]):  # a GPU accelerator may abort the process: probe first
+            crashed = probe_litert([str(a.path) for (_, eng), a in arts.items() if eng == "litert" and a.ok], "gpu")
+        for _, av in avail.iterrows():
+            e, pr = av["engine"], av["processor"]
+            th = self.ctx.threads_for(pr, self.cores)
+            if not any(eng == e for (_, eng) in arts):
+                self.rows.append(dict(record="absent", **_unit(m, "fp32", e, pr), available=False,
+                                      reason=av["reason"] or f"{m} has no {e} form"))
+                continue
+            ref_label, ref = ref_of(e)
+            for (v, eng), a in sorted(arts.items()):
+                if eng == e:
+                    self._python_unit(spec, a, av, th, ref_label, ref, crashed, fid_inputs)
+        self._coexec(m, spec, b, avail, ref_of, cal_inputs, fid_inputs)
+
+    def _python_unit(self, spec, a: "Artifact", av, th: int, ref_label: str, ref, crashed: dict,
+                     fid_inputs) -> None:
+        """Static GPU view, fidelity on real frames (the session's first life), measured
+        placement and the harness configuration of one unit."""
+        m, v, e, pr = a.model, a.variant, a.engine, av["processor"]
+        unit = _unit(a, processor=pr, threads=th, core_group=self.p["core_group"], reference=ref_label)
+        if a.ok and e == "litert" and pr == "gpu":  # static GPU view of every .tflite variant, on every host
+            r0 = self._placement(a, "static", [m, v, e, pr], lambda: measure_placement(a, "gpu", th, spec, static=True))
+            if r0["summary"] is not None:
+                self.rows.append(dict(record="placement", **unit, view="gpu (static)", available=bool(av["available"]),
+                                      **r0["summary"]))
+        why = (av["reason"] if not av["available"] else f"variant {a.status}: {a.reason}" if not a.ok
+               else unit_reason(a, pr, self.p) or None)
+        if why is not None:
+            self.rows.append(dict(record="absent", **unit, available=False, reason=why))
+            return
+        if e == "litert" and pr == "gpu" and crashed.get(str(a.path)):
+            self.rows.append(dict(record="error", **unit, available=True, method="GPU probe",
+                                  reason=crashed[str(a.path)]))
+            return
+        if ref is None:
+            self.rows.append(dict(record="error", **unit, available=True, method="fidelity",
+                                  reason="no fp32 reference"))
+            return
+        info: dict[str, Any] = {}
+        try:
+            for i, f in _fidelity_frames(a, pr, th, self.ctx.seed, spec, ref, fid_inputs, info):
+                self.rlog.append({"type": "fidelity", "unit": [m, v, e, pr], "frame": i, **f, "t_wall": time.time()})
+                self.rows.append(dict(record="fidelity", **unit, frame=i, **f))
+        except Exception as ex:
+            self.rows.append(dict(record="error", **unit, available=True, method="open / fidelity",
+                                  reason=f"{type(ex).__name__}: {ex}"[:500]))
+            return
+        r0 = self._placement(a, "measured", [m, v, e, pr], lambda: _measured_placement(a, pr, th, spec, info, self.p),
+                             threads=th)
+        if r0["summary"] is not None:
+            self.rows.append(dict(record="placement", **unit, view=pr, available=True,
+                                  fully_accelerated=info.get("fully_accelerated", np.nan), **r0["summary"]))
+        else:
+            self.rows.append(dict(record="error", **unit, available=True, method="placement", reason=r0["error"]))
+
+        def opener(a=a, pr=pr, th=th, x0=fid_inputs[0], spec=spec):
+            s = open_unit(a, pr, th, self.ctx.seed, spec)
+            s.set_inputs([x0])
+            return s
+
+        self._config(a, e, pr, th, opener)
+
+    def _placement(self, a: "Artifact", view: str, unit: list, summarize, **key) -> dict[str, Any]:
+        """A placement summary from the raw-log cache, else measured now (and cached)."""
+        from study.engines.base import captured_native_stderr
+
+        k = self.rec.key(kind="placement", view=view, unit=unit, sha=a.sha256, **key)
+        r0 = self.rec.get(k)
+        if r0 is None:
+            try:
+                with captured_native_stderr():
+                    s = summarize()
+                r0 = self.rec.put(k, "placement", summary={kk: _json_safe(vv) for kk, vv in s.items()}, error=None)
+            except Exception as ex:
+                r0 = self.rec.put(k, "placement", summary=None, error=f"{type(ex).__name__}: {ex}"[:500])
+        return r0
+
+    def _coexec(self, m: str, spec, b: "Builder", avail: pd.DataFrame, ref_of, cal_inputs, fid_inputs) -> None:
+        """The co-execution pairings of ``m`` (finding 2's engine)."""
+        p = self.p
+        if m not in p["coexec_models"]:
+            return
+        ref = ref_of("torch")[1] if ("fp32", "torch") in b.arts and b.arts[("fp32", "torch")].ok else None
+        if ref is None:
+            for v in PAIRINGS:
+                self.rows.append(dict(record="absent", **_unit(m, v, COEXEC_ENGINE, "cpu+gpu"), available=False,
+                                      reason="not measurable: no fp32 PyTorch model or reference"))
+            return
+        why = None
+        if "torch" not in self.engines or "gpu" not in self.processors:
+            why = "the torch engine on the gpu is not in this run's parameters"
+        else:
+            a_t = avail[(avail["engine"] == "torch") & (avail["processor"] == "gpu")]
+            if len(a_t) and not bool(a_t.iloc[0]["available"]):
+                why = str(a_t.iloc[0]["reason"])
+        crow, ccfg, cpairs = _coexec_units(self.ctx, m, b.arts[("fp32", "torch")].module, fid_inputs[0], fid_inputs,
+                                           cal_inputs, ref, spec, self.rec, self.host_threads, self.cores, why)
+        self.rows += crow
+        self.configs += ccfg
+        self.pairs += cpairs
+
+    # -- a device that runs only benchmark_model (a phone) -------------------------------
+    def _benchmark_engines(self, m: str) -> list[str]:
+        """The engines that run on the device (LiteRT as benchmark_model); the others and the
+        co-execution pairings as absent rows with the reason."""
+        from study import stages
+
+        for e in self.engines:
+            if e == "litert":
+                continue
+            for pr in self.processors:
+                self.rows.append(dict(record="absent", **_unit(m, "fp32", e, pr), available=False,
+                                      reason=phone.engine_reason(e) or f"{e} is not run on a phone"))
+        if m in self.p["coexec_models"]:
+            for v in PAIRINGS:
+                self.rows.append(dict(record="absent", **_unit(m, v, COEXEC_ENGINE, "cpu+gpu"), available=False,
+                                      reason="not measurable on a phone: " + stages.get("mulayer_overhead").phone_why))
+        return ["litert"] if "litert" in self.engines else []
+
+    def _benchmark_units(self, m: str, spec, b: "Builder", arts: dict, fid_inputs) -> None:
+        from study.engines import tflite_graph as tg
+
+        try:
+            ref_label, ref = _reference(self.ctx, m, b.arts, fid_inputs, self.host_threads, "litert")
+        except Exception as ex:
+            ref_label, ref = "", None
+            self.rows.append(dict(record="error", **_unit(m, "fp32", "litert", "cpu"), available=True,
+                                  method="fp32 reference", reason=f"{type(ex).__name__}: {ex}"[:500]))
+        bench = self.ctx.device.engine("litert")
+        host_fid: dict[str, list[dict[str, Any]]] = {}
+        for pr in self.processors:
+            why = phone.availability(self.ctx, m, "litert", pr)
+            th = self.ctx.threads_for(pr, self.cores)
+            for (v, _), a in sorted(arts.items()):
+                unit = _unit(a, processor=pr, threads=th, core_group=self.p["core_group"], reference=ref_label,
+                             engine_impl=bench.name)
+                why_unit = why or (f"variant {a.status}: {a.reason}" if not a.ok else None)
+                if why_unit:
+                    self.rows.append(dict(record="absent", **unit, available=False, reason=why_unit))
+                    continue
+                if ref is not None and v not in host_fid:
+                    host_fid[v] = self._host_fidelity(a, spec, ref, fid_inputs, unit)
+                for f in host_fid.get(v, []):
+                    self.rows.append(dict(record="fidelity", **unit, method=PHONE_FIDELITY, **f))
+                vspec = _spec_for(spec, a.path, "tflite")
+                try:
+                    summ = placement_summary(bench.placement(vspec, pr, th), set(tg.constant_ops(a.path)))
+                    self.rows.append(dict(record="placement", **unit, view=pr, available=True, **summ))
+                except Exception as ex:
+                    self.rows.append(dict(record="error", **unit, available=True, method="placement (phone)",
+                                          reason=f"{type(ex).__name__}: {ex}"[:500]))
+                self._config(a, "litert", pr, th, lambda vspec=vspec, pr=pr, th=th: self.ctx.device.open_session(
+                    bench, vspec, pr, th, self.cores, self.ctx.seed))
+
+    def _host_fidelity(self, a: "Artifact", spec, ref, fid_inputs, unit: dict[str, Any]) -> list[dict[str, Any]]:
+        """Fidelity of the variant's file on the host CPU (the device gives no outputs)."""
+        m, v = a.model, a.variant
+        try:
+            fr = [dict(frame=i, **f) for i, f in _fidelity_frames(a, "cpu", self.host_threads, self.ctx.seed, spec, ref,
+                                                                  fid_inputs)]
+        except Exception as ex:
+            self.rows.append(dict(record="error", **unit, available=True, method="host fidelity",
+                                  reason=f"{type(ex).__name__}: {ex}"[:500]))
+            return []
+        for f in fr:
+            self.rlog.append({"type": "fidelity", "unit": [m, v, "litert", "host-cpu"], **f, "t_wall": time.time()})
+        return fr
+
+
+def _fidelity_frames(a: "Artifact", processor: str, threads: int, seed: int, spec, ref, fid_inputs,
+                     info: dict[str, Any] | None = None):
+    """(frame, fidelity against ``ref``) of a session of the unit on each fidelity frame, as each
+    is computed; ``info``: filled with the session's info (its delegation)."""
+    from study.engines.base import captured_native_stderr
+
+    with captured_native_stderr():
+        s = open_unit(a, processor, threads, seed, spec)
+    if info is not None:
+        info.update(getattr(s, "info", {}) or {})
+    try:
+        for i, x in enumerate(fid_inputs):
+            s.set_inputs([x])
+            yield i, fidelity(a.model, spec.task, ref[i], decode(a.model, s.outputs()))
+    finally:
+        s.close()
+
+
+def _measured_placement(a: "Artifact", pr: str, th: int, spec, info: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+    """The placement a session of the unit had: LiteRT on the GPU per operator (``gpu_op_placement``)
+    or its whole-model delegation; the others from ``measure_placement``."""
+    e = a.engine
+    if e == "litert" and pr == "gpu" and p["gpu_op_placement"]:
+        from study.engines import tflite_graph as tg
+        from study.engines.litert import LiteRTEngine
+
+        return placement_summary(LiteRTEngine().placement(_spec_for(spec, a.path, "tflite"), "gpu", th),
+                                 set(tg.constant_ops(a.path)))
+    if e == "litert" and pr == "gpu":  # measured: the whole model's delegation
+        full = bool(info.get("fully_accelerated"))
+        return dict(n_ops=np.nan, n_runtime=np.nan, n_fallback=0 if full else np.nan,
+                    fallback_ratio=0.0 if full else np.nan,
+                    fallback_types="" if full else "some operators left to the CPU (per operator: the static view)",
+                    placement_method="measured: CompiledModel.is_fully_accelerated() on the GPU")
+    return measure_placement(a, pr, th, spec)
 
 
 def _tf32_off():

@@ -334,7 +334,7 @@ def measure_phone(ctx) -> pd.DataFrame:
 
 def measure(ctx) -> pd.DataFrame:
     """Per-frame traces of every mechanism x threshold; writes the tidy dataset."""
-    if phone.is_phone(ctx):
+    if phone.not_measurable(ctx, FINDING):
         return measure_phone(ctx)
     from study import video
     from study.engines.base import EngineUnavailable
@@ -665,8 +665,9 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "availability": absent[avail_cols].reset_index(drop=True) if len(absent) else pd.DataFrame(columns=avail_cols),
         "claims": claims(summary, p, absent),
     }
-    if phone.is_phone(ctx):  # nothing ran: one reason, not one per model x processor
-        tables["claims"]["reason"] = phone.unsupported_reason(FINDING, ctx.device_spec)
+    why = phone.not_measurable(ctx, FINDING)
+    if why:  # nothing ran: one reason, not one per model x processor
+        tables["claims"]["reason"] = why
     for name, t in tables.items():
         ctx.write(t, table=name)
     return tables
@@ -808,7 +809,7 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
             figs[f"timeline-{pr}"] = timeline_figure(tables["timeline"], pr)
     import matplotlib.pyplot as plt
 
-    if phone.is_phone(ctx):
+    if phone.not_measurable(ctx, FINDING):
         figs["not_measured"] = _phone_notice(ctx, tables)
     for name, f in figs.items():
         if name == "not_measured":

@@ -23,12 +23,24 @@ x threads x core set, plus whatever a finding varies), it
 
 ``run()`` of a session is synchronous (GPU outputs read back before it returns).
 The clock and the sleep are injectable: tests drive the harness with a fake clock.
+
+A session whose device times the runs itself (LiteRT's ``benchmark_model`` on a phone prints
+only the count, mean and standard deviation of a block: ``study.engines.tflite_benchmark``)
+has ``run_block(runs, warmup) -> Aggregate`` instead: the harness asks it for one block per
+visit (``block_size`` runs after ``warmup`` untimed ones; the session pins its own cores),
+logs the block as one atomic ``aggregate`` record with the sensor readings around it, and
+stops the configuration on the aggregates (``aggregate_stop_reason``: the normal CI of the
+mean pooled from the blocks, since no per-run latencies exist); the dataset has one row per
+block (``n`` runs, ``latency_ms`` = their mean). A ``DeviceError`` (a phone gone) is raised
+after everything measured so far is in the log; a rerun resumes.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
+import math
 import os
 import random
 import time
@@ -39,10 +51,13 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from study import stats
+from study.devices.base import DeviceError
 
 SAMPLE_COLUMNS = ["config", "sample", "block", "latency_ms", "t_wall", "run_id", "settings_hash"]
+_RUN_COUNT = itertools.count()  # harness runs of this process (part of each run_id)
 
 
 # --------------------------------------------------------------------------- settings
@@ -100,7 +115,10 @@ class HarnessSettings:
 @dataclass
 class Config:
     """One system under test. ``columns`` go into every sample row; ``opener``
-    returns an object with a synchronous ``run()`` (and optionally ``close()``)."""
+    returns a session (the device supplies it: ``Device.open_session``) with a synchronous
+    ``run()``, or ``run_block(runs, warmup) -> Aggregate`` where the device times the runs
+    itself (and optionally ``close()``). ``cores``: the harness pins this process to them
+    before a timed block; a ``run_block`` session pins its own runs there."""
 
     columns: dict[str, Any]
     opener: Callable[[], Any]
@@ -113,6 +131,16 @@ class Config:
 
 def config_key(columns: dict[str, Any]) -> str:
     return json.dumps({k: columns[k] for k in sorted(columns)}, sort_keys=True, default=str)
+
+
+@dataclass
+class Aggregate:
+    """One block a session timed itself (``run_block``): ``row`` are the dataset columns of the
+    block, at least ``n`` (runs), ``latency_ms`` (their mean) and ``latency_std_ms``; ``log``
+    goes into the raw log only."""
+
+    row: dict[str, Any]
+    log: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- raw log
@@ -232,9 +260,43 @@ class _State:
     timed_s: float = 0.0
     blocks: int = 0
     done: str | None = None
+    aggregates: list[dict[str, Any]] = field(default_factory=list)  # rows of blocks a session timed itself
+
+    @property
+    def n(self) -> int:
+        """Timed runs so far (samples plus the runs of aggregate blocks)."""
+        return len(self.samples) + sum(int(a["n"]) for a in self.aggregates)
+
+
+def pooled(blocks: list[dict[str, Any]]) -> tuple[int, float, float]:
+    """(n, mean, sd) of all runs from per-block (``n``, ``latency_ms``, ``latency_std_ms``) aggregates."""
+    n = sum(b["n"] for b in blocks)
+    if n == 0:
+        return 0, math.nan, math.nan
+    mean = sum(b["n"] * b["latency_ms"] for b in blocks) / n
+    ss = sum(b["n"] * ((b["latency_std_ms"] if b["latency_std_ms"] == b["latency_std_ms"] else 0.0) ** 2
+                       + (b["latency_ms"] - mean) ** 2) for b in blocks)
+    return n, mean, math.sqrt(ss / n)
+
+
+def aggregate_stop_reason(blocks: list[dict[str, Any]], s: HarnessSettings) -> str | None:
+    """The stopping rule on aggregates: ``max_samples`` runs, ``max_seconds`` of timed runs, or the
+    normal-approximation CI of the mean (pooled from the blocks) narrower than ``rel_ci_halfwidth``."""
+    n, mean, sd = pooled(blocks)
+    if n >= s.max_samples:
+        return "max_samples"
+    if sum(b["n"] * b["latency_ms"] for b in blocks) / 1000.0 >= s.max_seconds:
+        return "max_seconds"
+    if n >= s.min_samples and n > 1 and mean > 0:
+        z = float(norm.ppf(0.5 + s.confidence / 2))
+        if z * sd / math.sqrt(n) / mean <= s.rel_ci_halfwidth:
+            return "ci_width_mean(aggregates)"
+    return None
 
 
 def stop_reason(st: _State, s: HarnessSettings) -> str | None:
+    if st.aggregates:
+        return aggregate_stop_reason(st.aggregates, s)
     n = len(st.samples)
     if n >= s.max_samples:
         return "max_samples"
@@ -261,7 +323,8 @@ class Harness:
         self.wall = wall
         self.progress = progress
         self._own_only = False
-        self.run_id = run_id or f"{int(wall() * 1000):x}-{os.getpid()}"
+        # unique within the process too: two runs in the same millisecond must not share their blocks
+        self.run_id = run_id or f"{int(wall() * 1000):x}-{os.getpid()}-{next(_RUN_COUNT)}"
         self._open: OrderedDict[str, Any] = OrderedDict()
 
     # -- resume ---------------------------------------------------------------
@@ -281,6 +344,9 @@ class Harness:
                 st.samples.append(float(rec["latency_ms"]))
                 st.timed_s += float(rec["latency_ms"]) / 1000.0
             elif rec["type"] == "block":
+                st.blocks = max(st.blocks, int(rec["block"]) + 1)
+            elif rec["type"] == "aggregate":  # one atomic record per block
+                st.aggregates.append(rec["row"])
                 st.blocks = max(st.blocks, int(rec["block"]) + 1)
             elif rec["type"] == "done":
                 # a configuration that failed is tried again on resume
@@ -316,6 +382,8 @@ class Harness:
         try:
             return self.device.read_sensors()
         except Exception as e:  # a sensor failure must not lose the measurement
+            if isinstance(e, DeviceError) and getattr(e, "disconnected", False):
+                raise  # the device is gone: the caller says so, the log keeps what was measured
             return {"status": "unavailable", "why": f"sensor read failed: {e}"}
 
     # -- the loop -------------------------------------------------------------
@@ -336,16 +404,13 @@ class Harness:
         self.log.append({"type": "meta", "run_id": self.run_id, "settings_hash": h,
                          "settings": dataclasses.asdict(self.s), "env": self.env, "n_configs": len(configs), "t_wall": self.wall()})
         for k in late:  # the stop a killed run reached but did not record
-            st = state[k]
-            self.log.append({"type": "done", "config": k, "reason": st.done, "n": len(st.samples),
-                             "rel_halfwidth": stats.rel_halfwidth(st.samples, self.s.confidence),
-                             "run_id": self.run_id, "settings_hash": h})
+            self._done(k, state[k], h)
         bar = None
         if self.progress:
             from study import stagelog
 
             bar = stagelog.progress(sum(self.s.max_samples for _ in configs), "samples (upper bound)")
-            bar.set(sum(len(st.samples) for st in state.values()))
+            bar.set(sum(st.n for st in state.values()))
         original_affinity = current_affinity()
         try:
             rnd = 0
@@ -357,7 +422,7 @@ class Harness:
                 for k in pending:
                     self._block(by_key[k], state[k], h, rnd, on_error)
                     if bar is not None:
-                        bar.set(sum(len(st.samples) for st in state.values()))
+                        bar.set(sum(st.n for st in state.values()))
                 rnd += 1
         finally:
             self.close()
@@ -369,31 +434,13 @@ class Harness:
     def _block(self, cfg: Config, st: _State, h: str, rnd: int, on_error: str) -> None:
         try:
             sess = self._session(cfg)
-            set_affinity(cfg.cores)
-            before = self._sensors()
-            t_block = self.wall()
-            for _ in range(self.s.warmup):
-                sess.run()
-            need = min(self.s.block_size, self.s.max_samples - len(st.samples))
-            taken = []
-            for _ in range(need):
-                t0 = self.clock()
-                sess.run()
-                dt_ms = (self.clock() - t0) / 1e6
-                taken.append(dt_ms)
-                st.samples.append(dt_ms)
-                st.timed_s += dt_ms / 1000.0
-                self.log.append({"type": "sample", "config": cfg.key, "sample": len(st.samples) - 1,
-                                 "block": st.blocks, "latency_ms": dt_ms, "t_wall": self.wall(),
-                                 "run_id": self.run_id, "settings_hash": h})
-                if st.timed_s >= self.s.max_seconds and len(st.samples) >= self.s.min_samples:
-                    break
-            after = self._sensors()
-            self.log.append({"type": "block", "config": cfg.key, "block": st.blocks, "round": rnd, "n": len(taken),
-                             "t_start": t_block, "t_end": self.wall(), "cores": list(cfg.cores or current_affinity()),
-                             "sensors_before": before, "sensors_after": after, "run_id": self.run_id,
-                             "settings_hash": h})
+            if hasattr(sess, "run_block"):
+                self._aggregate_block(cfg, sess, st, h, rnd)
+            else:
+                self._timed_block(cfg, sess, st, h, rnd)
             st.blocks += 1
+        except DeviceError:
+            raise  # the device is gone (or refuses): everything so far is in the log; a rerun resumes
         except Exception as e:
             if on_error != "record":
                 raise
@@ -407,11 +454,60 @@ class Harness:
         reason = stop_reason(st, self.s)
         if reason:
             st.done = reason
-            self.log.append({"type": "done", "config": cfg.key, "reason": reason, "n": len(st.samples),
-                             "rel_halfwidth": stats.rel_halfwidth(st.samples, self.s.confidence),
-                             "run_id": self.run_id, "settings_hash": h})
+            self._done(cfg.key, st, h)
         if self.s.cooldown_s > 0:
             self.sleep(self.s.cooldown_s)
+
+    def _done(self, key: str, st: _State, h: str) -> None:
+        """The record of a configuration's stop, with its spread at that point."""
+        if st.aggregates:
+            n, mean, sd = pooled(st.aggregates)
+            spread = {"n": n, "mean_ms": mean, "sd_ms": sd}
+        else:
+            spread = {"n": len(st.samples), "rel_halfwidth": stats.rel_halfwidth(st.samples, self.s.confidence)}
+        self.log.append({"type": "done", "config": key, "reason": st.done, **spread, "run_id": self.run_id,
+                         "settings_hash": h})
+
+    def _timed_block(self, cfg: Config, sess, st: _State, h: str, rnd: int) -> None:
+        """Warm-up, then up to ``block_size`` inferences, each timed by the harness's clock."""
+        set_affinity(cfg.cores)
+        before = self._sensors()
+        t_block = self.wall()
+        for _ in range(self.s.warmup):
+            sess.run()
+        need = min(self.s.block_size, self.s.max_samples - len(st.samples))
+        taken = []
+        for _ in range(need):
+            t0 = self.clock()
+            sess.run()
+            dt_ms = (self.clock() - t0) / 1e6
+            taken.append(dt_ms)
+            st.samples.append(dt_ms)
+            st.timed_s += dt_ms / 1000.0
+            self.log.append({"type": "sample", "config": cfg.key, "sample": len(st.samples) - 1,
+                             "block": st.blocks, "latency_ms": dt_ms, "t_wall": self.wall(),
+                             "run_id": self.run_id, "settings_hash": h})
+            if st.timed_s >= self.s.max_seconds and len(st.samples) >= self.s.min_samples:
+                break
+        after = self._sensors()
+        self.log.append({"type": "block", "config": cfg.key, "block": st.blocks, "round": rnd, "n": len(taken),
+                         "t_start": t_block, "t_end": self.wall(), "cores": list(cfg.cores or current_affinity()),
+                         "sensors_before": before, "sensors_after": after, "run_id": self.run_id,
+                         "settings_hash": h})
+
+    def _aggregate_block(self, cfg: Config, sess, st: _State, h: str, rnd: int) -> None:
+        """One block the session times itself (it pins its own cores): one atomic record."""
+        need = max(1, min(self.s.block_size, self.s.max_samples - st.n))
+        before = self._sensors()
+        t0 = self.wall()
+        agg = sess.run_block(need, self.s.warmup)
+        t1 = self.wall()
+        after = self._sensors()
+        self.log.append({"type": "aggregate", "config": cfg.key, "block": st.blocks, "round": rnd,
+                         "run_id": self.run_id, "settings_hash": h, "t_start": t0, "t_end": t1,
+                         "cores": list(cfg.cores or []), "row": agg.row, **agg.log, "sensors_before": before,
+                         "sensors_after": after})
+        st.aggregates.append(agg.row)
 
     # -- tidy output ----------------------------------------------------------
     def samples(self, configs: list[Config]) -> pd.DataFrame:
@@ -439,17 +535,25 @@ def samples_frame(log: RawLog, configs: list[Config], settings: HarnessSettings,
               if r.get("type") == "block" and r.get("settings_hash") == h}
     done = {r["config"]: r["reason"] for r in recs if r.get("type") == "done" and r.get("settings_hash") == h}
     rows = []
+    runs_before: dict[str, int] = {}
     for r in recs:
-        if r.get("type") != "sample" or r.get("settings_hash") != h or r["config"] not in by_key:
+        if r.get("type") not in ("sample", "aggregate") or r.get("settings_hash") != h or r["config"] not in by_key:
             continue
-        b = blocks.get((r["config"], r["block"], r["run_id"]))
-        if b is None:
-            continue  # a block cut by a kill
         row = dict(by_key[r["config"]].columns)
-        row.update({k: r[k] for k in SAMPLE_COLUMNS})
-        row["cores"] = ",".join(map(str, b["cores"]))
-        sb = sensor_summary(b["sensors_before"])
-        sa = sensor_summary(b["sensors_after"])
+        if r["type"] == "aggregate":  # one row per block: its n runs, their mean as latency_ms
+            row["sample"] = runs_before.get(r["config"], 0)  # index of the block's first run
+            runs_before[r["config"]] = row["sample"] + int(r["row"].get("n") or 0)
+            row.update({k: r.get(k) for k in ("config", "block", "run_id", "settings_hash")}, **r["row"])
+            row["t_wall"] = r.get("t_end")
+            b = r
+        else:
+            b = blocks.get((r["config"], r["block"], r["run_id"]))
+            if b is None:
+                continue  # a block cut by a kill
+            row.update({k: r[k] for k in SAMPLE_COLUMNS})
+        row["cores"] = ",".join(map(str, b.get("cores") or []))
+        sb = sensor_summary(b.get("sensors_before"))
+        sa = sensor_summary(b.get("sensors_after"))
         for k in sb:
             row[f"{k}_before"], row[f"{k}_after"] = sb[k], sa[k]
         row["stop_reason"] = done.get(r["config"], "incomplete")

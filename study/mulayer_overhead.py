@@ -310,7 +310,7 @@ def measure_phone(ctx) -> pd.DataFrame:
 
 
 def measure(ctx) -> pd.DataFrame:
-    if phone.is_phone(ctx):
+    if phone.not_measurable(ctx, FINDING):
         return measure_phone(ctx)
     import torch
 
@@ -862,8 +862,9 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "absent": absent.reset_index(drop=True),
     }
     tables["claims"] = claims_table(d, absent, parts, n_boot, seed, p.get("idle_threshold", 0.5))
-    if phone.is_phone(ctx):  # nothing ran: the one reason
-        tables["claims"]["reason"] = phone.unsupported_reason(FINDING, ctx.device_spec)
+    why = phone.not_measurable(ctx, FINDING)
+    if why:  # nothing ran: the one reason
+        tables["claims"]["reason"] = why
     for name, t in tables.items():
         ctx.write(t, table=name)
     return tables
@@ -1020,7 +1021,7 @@ def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     }
     for name, fig in figs.items():
         ctx.save(fig, name)
-    if phone.is_phone(ctx):
+    if phone.not_measurable(ctx, FINDING):
         ab = tables.get("absent", pd.DataFrame())
         what = sorted({f"{r['model']} on {r['pair']}" for _, r in ab.iterrows()}) if len(ab) else []
         figs["not_measured"] = phone.notice_figure(

@@ -59,9 +59,10 @@ import numpy as np
 import pandas as pd
 
 from study import claims as C
-from study import stats
+from study import devices, stats
 from study.coexec_ops import splittable
 from study.config import check_models
+from study.devices import PYTHON
 from study.logcache import KeyedLog
 from study.schema import STAGES, ParamError
 
@@ -315,10 +316,8 @@ class _Run:
 
 def measure(ctx) -> pd.DataFrame:
     """Placements, per-operator profiles and whole-model latency; writes the tidy dataset.
-    On a phone (``device=adb:...``) LiteRT runs as ``benchmark_model`` (``_measure_phone``)."""
-    from study import phone
-
-    if phone.is_phone(ctx):
+    On a device without Python (a phone) LiteRT runs as ``benchmark_model`` (``_measure_phone``)."""
+    if not devices.supports(ctx.device_spec, PYTHON):  # only benchmark_model runs there
         return _measure_phone(ctx)
     from study.measure import current_affinity, set_affinity
 

@@ -1,54 +1,66 @@
-"""Findings on a phone (``device=adb:SERIAL``): the one pattern every finding follows.
+"""Findings on a phone (``device=adb:SERIAL``): one more system under test, behind the same harness.
 
 A phone runs no Python. Everything measured there goes through LiteRT's ``benchmark_model``
 (``study.engines.tflite_benchmark``, engine ``litert-benchmark``) and the phone's shell
-(``study.devices.adb.AdbDevice``). A finding keeps its host path unchanged and branches once,
-at the top of ``measure`` (or of ``run`` for a finding a phone cannot run)::
+(``study.devices.adb.AdbDevice``). The pieces:
 
-    from study import phone
-
-    def measure(ctx):
-        if phone.is_phone(ctx):
-            return measure_phone(ctx)      # same tidy schema as the host path where it can
-        ...                                # the host path, untouched
-
-Then ``analyse`` and ``plot`` stay shared: the phone rows carry the host's columns
-(``latency_ms``, ``model``, ``processor``, ``core_group``, ...) plus ``aggregate``/``method``.
+* **the device supplies the sessions**: ``ctx.latency_config(model, "litert", processor,
+  core_group)`` asks the device for the engine (``Device.engine``: on a phone LiteRT is
+  benchmark_model, column ``engine`` = ``litert-benchmark``) and the session
+  (``Device.open_session``: a ``BenchmarkSession``, one benchmark_model call per block, pinned
+  with taskset). ``config`` below is that call.
+* **one harness**: ``study.measure.Harness`` runs a phone's sessions like the host's; a session
+  that times its own runs returns an ``Aggregate`` (n, mean, std, as benchmark_model prints
+  them) and the harness's stopping rule works on the aggregates (``aggregate_stop_reason``).
+  ``measure`` below is ``ctx.harness(...).run(...)``; rows carry the host's columns plus
+  ``n``/``aggregate``/``method``.
+* **no branch on the kind of device in a finding**: what a device can run is a capability it
+  declares (``study.devices.supports(spec, PYTHON)``: the study's Python engines run there;
+  ``BENCHMARK_MODEL``: benchmark_model), and what a stage cannot run on a phone is declared once,
+  in the stage registry (``study.stages``: each stage's ``phone`` runner, ``None`` where it
+  cannot). A finding asks ``not_measurable(ctx, finding)`` (the registry against the device's
+  capabilities) or ``devices.supports(...)``; ``tests/test_no_device_branch.py`` fails on an
+  ``is_phone``-style test inside a finding module.
 
 What to call, per kind of measurement:
 
-* **availability** -- ``phone.availability(ctx, model, engine, processor)``: ``None`` or why
+* **availability** -- ``availability(ctx, model, engine, processor)``: ``None`` or why
   not. Only engine ``litert`` maps to the phone (``benchmark_model``); ``onnxruntime`` and
   ``torch`` rows say "no Python on the phone" (``engine_reason``). Processors, delegates and
   their reasons come from the phone (``AdbDevice.processors()``).
-* **latency** -- ``cfgs = [phone.config(ctx, model, processor, core_group, **columns)]``,
-  ``df = phone.measure(ctx, cfgs, log, settings)``: interleaved, seeded, resumable, one row
+* **latency** -- ``cfgs = [config(ctx, model, processor, core_group, **columns)]``,
+  ``df = measure(ctx, cfgs, log, settings)``: interleaved, seeded, resumable, one row
   per ``benchmark_model`` call (``n`` runs, ``latency_ms`` = the call's mean, std, min,
-  max, ``aggregate=True``); ``phone.failures(df, cfgs)`` gives the failed configurations
+  max, ``aggregate=True``); ``failures(df, cfgs)`` gives the failed configurations
   with their reasons. There are NO per-run latencies (the binary prints aggregates only):
   every statistic uses the per-call means as its samples (medians, bootstrap CIs over
-  blocks); put ``phone.BLOCK_METHOD`` (or a sentence like it) in method/reason columns.
+  blocks); put ``BLOCK_METHOD`` (or a sentence like it) in method/reason columns.
   Each call loads the model anew (``init_ms``) and runs ``warmup`` untimed runs first.
 * **one call at a chosen moment** (a sustained run, a scenario trace, an inference beside
-  an app) -- ``phone.block(ctx, cfg, runs, warmup)`` -> one aggregate row (dict);
-  ``phone.BlockSession`` wraps it for ``study.scenario.run_trace`` (``measure_block``).
-* **placement / per-operator time** -- ``TFLiteBenchmarkEngine(ctx.device).placement(...)``;
-  ``phone.op_profile(ctx, model, processor, cores, threads, runs)`` (pinned; the primary
+  an app) -- ``block(ctx, cfg, runs, warmup)`` -> one aggregate row (dict), from the
+  configuration's session; ``BlockSession`` wraps it for ``study.scenario.run_trace``
+  (``measure_block``).
+* **placement / per-operator time** -- ``ctx.device.engine("litert").placement(...)``;
+  ``op_profile(ctx, model, processor, cores, threads, runs)`` (pinned; the primary
   graph's top-level nodes only, so a delegate partition is one row and a sum of rows does
   not count a partition twice).
-* **competitors** -- ``phone.competitor_pool(ctx, gpu_model)`` (``AdbCompetitorPool``:
+* **competitors** -- ``competitor_pool(ctx, gpu_model)`` (``AdbCompetitorPool``:
   ``cpu`` busy loop, ``memory`` dd, ``gpu`` benchmark_model on the GPU; ``reasons()``;
   always ended on exit). No pause/resume: start competitors for a measurement and stop
   them after (``study.scenario.RestartLoadController`` does this per segment). Also
   reachable as ``study.competitors.competitors(kind, n, cores, device=phone)``.
-* **frame drops of a co-running app** -- ``phone.frame_trace(ctx, seconds, during)``:
+* **frame drops of a co-running app** -- ``frame_trace(ctx, seconds, during)``:
   ``dumpsys gfxinfo <adb.gfxinfo_package>`` reset, then polled (framestats) while
-  ``during()`` runs (e.g. a ``phone.block`` with ``min_secs``); per-frame rows.
-* **a finding a phone cannot run** (its ``study.stages`` entry's ``phone`` is None) -- still leaves
-  every DVC output: ``phone.unsupported_rows`` (the dataset: what was not measured and why),
-  ``phone.not_measurable_claims`` (claims table), ``phone.notice_figure`` (PNG+PDF),
-  ``phone.close_raw_logs`` (the stage's raw logs exist, with the reason).
+  ``during()`` runs (e.g. a ``block`` with ``min_secs``); per-frame rows.
+* **a finding a phone cannot run** (its ``study.stages`` entry's ``phone`` is None, so
+  ``not_measurable(ctx, finding)`` gives the reason) -- still leaves every DVC output:
+  ``unsupported_rows`` (the dataset: what was not measured and why),
+  ``not_measurable_claims`` (claims table), ``notice_figure`` (PNG+PDF),
+  ``close_raw_logs`` (the stage's raw logs exist, with the reason).
 
+Where a finding measures differently on a phone (a sustained run of blocks instead of single
+inferences, competitors started per segment), its benchmark_model path is chosen by the
+device's capability (``not devices.supports(ctx.device_spec, PYTHON)``), never by its kind.
 Everything a phone cannot do is a row with the reason (``unsupported_reason``), never a number.
 """
 from __future__ import annotations
@@ -60,6 +72,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from study import devices, stages
+
 ENGINE = "litert-benchmark"
 BLOCK_METHOD = ("phone: one benchmark_model call per row (n runs; latency_ms = the call's mean, the binary prints "
                 "no per-run latencies), so statistics treat the per-call means as the samples")
@@ -68,23 +82,15 @@ CLAIM_COLUMNS = ["claim", "text", "statistic", "effect", "ci_lo", "ci_hi", "p_va
 
 
 # =========================================================================== what runs where
-def is_phone(obj) -> bool:
-    """``obj``: a StageContext (its device spec, no connection needed) or a device."""
-    spec = getattr(obj, "device_spec", None)
-    if spec is not None:
-        return str(spec).startswith("adb")
-    return getattr(obj, "kind", None) == "adb"
-
-
-def support(finding: str) -> tuple[str | None, str]:
-    """(how a phone runs ``finding`` or None, and the sentence saying how / why not)."""
-    from study import stages
-
-    return stages.phone_support(finding)
+def not_measurable(ctx, finding: str) -> str | None:
+    """None where ``ctx``'s device runs ``finding``, else why not: the stage registry
+    (``study.stages``: each stage's ``phone`` runner) against the device's capabilities."""
+    return stages.unsupported_reason(finding, devices.device_class(ctx.device_spec).capabilities, ctx.device_spec)
 
 
 def unsupported_reason(finding: str, device_spec: str = "") -> str:
-    how, why = support(finding)
+    """What the report says of ``finding`` on a phone: how it runs there, or why it cannot."""
+    how, why = stages.phone_support(finding)
     where = f" ({device_spec})" if device_spec else ""
     return f"not measurable on a phone{where}: {why}" if how is None else why
 
@@ -109,20 +115,17 @@ def availability(ctx, model: str, engine: str, processor: str) -> str | None:
 
 # =========================================================================== latency
 def config(ctx, model: str, processor: str, core_group: str = "all", **columns: Any):
-    """One configuration for ``measure`` / ``block`` (``tflite_benchmark.bench_config``)."""
-    from study.engines.tflite_benchmark import bench_config
-
-    return bench_config(ctx, model, processor, core_group, **columns)
+    """One configuration for ``measure`` / ``block``: ``ctx.latency_config`` with LiteRT, which the
+    phone runs as ``benchmark_model`` (its session returns one aggregate per block)."""
+    return ctx.latency_config(model, "litert", processor, core_group, **columns)
 
 
 def measure(ctx, configs: list, log, settings=None, run_id: str | None = None, resume: bool = True) -> pd.DataFrame:
-    """Interleaved, resumable benchmark blocks (``tflite_benchmark.measure``): one row per call.
-    ``resume=False``: an independent run (its own rows only)."""
-    from study.engines.tflite_benchmark import measure as tb_measure
-
+    """``study.measure``'s harness (interleaved, seeded, resumable) on the phone's sessions: one row
+    per benchmark_model call. ``resume=False``: an independent run (its own rows only)."""
     if not configs:
         return pd.DataFrame()
-    return tb_measure(ctx.device, configs, log, settings or ctx.settings, ctx.env, run_id=run_id, resume=resume)
+    return ctx.harness(log, settings, run_id=run_id, progress=False).run(configs, resume=resume)
 
 
 def failures(df: pd.DataFrame, configs: list) -> pd.DataFrame:
@@ -133,22 +136,18 @@ def failures(df: pd.DataFrame, configs: list) -> pd.DataFrame:
 
 
 def block(ctx, cfg, runs: int, warmup: int | None = None, extra_flags: dict[str, Any] | None = None) -> dict[str, Any]:
-    """ONE ``benchmark_model`` call of ``cfg`` (``runs`` timed runs after ``warmup`` untimed
-    ones, pinned to its cores): the aggregate row, with the call's wall-clock start/end on
-    the host (``t_start``/``t_end``, epoch seconds) and the delegation columns."""
-    from study.engines.base import EngineUnavailable
+    """ONE ``benchmark_model`` call of ``cfg``'s session (``runs`` timed runs after ``warmup``
+    untimed ones, pinned to its cores): the aggregate row, with the call's wall-clock start/end
+    on the host (``t_start``/``t_end``, epoch seconds) and the delegation columns."""
     from study.engines.tflite_benchmark import samples_frame
 
     warmup = ctx.settings.warmup if warmup is None else warmup
+    sess = cfg.opener()
     t0 = time.time()
-    res = ctx.device.run_benchmark(cfg.model.path("tflite"), cfg.processor, threads=cfg.threads, cores=cfg.cores,
-                                   num_runs=max(1, int(runs)), warmup=int(warmup), extra_flags=extra_flags)
+    res = sess.call(max(1, int(runs)), int(warmup), extra_flags)
     t1 = time.time()
-    if not res.ok:
-        raise EngineUnavailable("benchmark_model produced no timings: "
-                                + ("; ".join(res.errors) or res.text[-300:]).strip()[:400])
     row = samples_frame(res).iloc[0].to_dict()
-    d = res.delegation_for(cfg.processor)
+    d = res.delegation_for(sess.processor)
     row.update(t_start=t0, t_end=t1, call_s=t1 - t0, delegate=d.delegate if d else "none",
                delegated_nodes=d.delegated_nodes if d else 0, gpu_backend=res.gpu_backend)
     return row
@@ -315,5 +314,5 @@ def close_raw_logs(ctx, names: Sequence[str], finding: str) -> None:
 
 __all__ = ["BLOCK_METHOD", "BlockSession", "CLAIM_COLUMNS", "ENGINE", "availability", "block", "close_raw_logs",
            "competitor_pool", "config", "engine_reason", "failures", "frame_trace",
-           "gpu_competitor_model", "is_phone", "measure", "not_measurable_claims", "notice_figure", "op_profile",
-           "support", "unsupported_reason", "unsupported_rows"]
+           "gpu_competitor_model", "measure", "not_measurable", "not_measurable_claims", "notice_figure", "op_profile",
+           "unsupported_reason", "unsupported_rows"]

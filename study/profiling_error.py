@@ -60,9 +60,10 @@ import pandas as pd
 
 from study import claims as C
 from study import estimators as E
-from study import phone, stats
+from study import devices, phone, stats
 from study import scenario as S
 from study.config import check_models
+from study.devices import PYTHON
 from study.measure import Config, current_affinity, sensor_summary, set_affinity
 from study.schema import STAGES, ParamError
 
@@ -499,7 +500,7 @@ def measure_phone(ctx) -> pd.DataFrame:
 
 
 def measure(ctx) -> pd.DataFrame:
-    if phone.is_phone(ctx):
+    if not devices.supports(ctx.device_spec, PYTHON):  # only benchmark_model runs there
         return measure_phone(ctx)
     olog = ctx.raw_log(OFFLINE_LOG)
     slog = ctx.raw_log(FINDING)
@@ -763,7 +764,7 @@ def analyse(ctx, data: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "sensors": sensors_table(data),
     }
     tables["claims"] = claims(tests, regret, rdiff, switching, avail, p, tables["errors_by_phase"])
-    if phone.is_phone(ctx):
+    if not devices.supports(ctx.device_spec, PYTHON):
         note = ("; phone: every latency (offline, trace, estimator input and decision) is the mean of one "
                 "benchmark_model block (no per-run latencies); offline operator sum from --enable_op_profiling")
         tables["claims"]["reason"] = tables["claims"]["reason"].astype(str) + note
@@ -922,7 +923,7 @@ def _plot_regret(rg: pd.DataFrame):
 def plot(ctx, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     from study import plotting
 
-    each = "each benchmark_model block: its mean" if phone.is_phone(ctx) else "each inference"
+    each = "each benchmark_model block: its mean" if not devices.supports(ctx.device_spec, PYTHON) else "each inference"
     pred = tables.get("predictions")
     return plotting.draw_and_save(ctx, [
         ("trace", pred, lambda p: _plot_trace(p, tables.get("sensors"), each)),

@@ -51,8 +51,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from study import paths, phone, stats
+from study import devices, paths, phone, stats
 from study.config import check_models
+from study.devices import PYTHON
 from study.measure import Harness, HarnessSettings, RawLog, sensor_summary, set_affinity
 from study.schema import STAGES, ParamError
 
@@ -67,36 +68,43 @@ def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- methods table
 def methods_table(device) -> pd.DataFrame:
-    """Each docs/methods.md practice on this device: applied, not applicable (why) or unavailable."""
-    if phone.is_phone(device):
-        return methods_table_phone(device)
+    """Each docs/methods.md practice on this device: applied, not applicable (why) or unavailable.
+    How each is applied depends on what the device runs: the study's Python engines, each
+    inference timed by the harness (``_python_practices``), or LiteRT's benchmark_model, which
+    times blocks and prints their aggregates (``_benchmark_practices``)."""
     procs = {p.name: p for p in device.processors()}
-    s = device.read_sensors()
-    groups = device.core_groups()
+    practices = _python_practices if device.supports(PYTHON) else _benchmark_practices
+    rows = practices(device, procs, device.read_sensors(), device.core_groups())
+    return pd.DataFrame(rows, columns=["practice", "status", "how"]).assign(device=device.spec)
+
+
+def _unav(d) -> bool:
+    return isinstance(d, dict) and d.get("status") == "unavailable"
+
+
+def _clocks_row(freq, gov, gpu, freq_how: str, gov_how: str, gpu_how: str, gpu_what: str) -> tuple[str, str, str]:
+    """The "clocks: record" practice: what the device's sensors give, or why not."""
+    return ("clocks: record", "applied" if not _unav(freq) else "unavailable",
+            (freq_how if not _unav(freq) else f"CPU frequency: {freq.get('why')}")
+            + (f"; {gov_how}" if not _unav(gov) else f"; governor: {gov.get('why')}")
+            + (f"; {gpu_how}" if not _unav(gpu) else f"; {gpu_what}: {gpu.get('why')}"))
+
+
+def _python_practices(device, procs: dict, s: dict[str, Any], groups: dict) -> list[tuple[str, str, str]]:
+    """The practices where the harness times every inference in this process (the host)."""
     gpu = procs.get("gpu")
     has_gpu = bool(gpu and gpu.available)
-    freq = s.get("cpu_freq", {})
-    gov = s.get("cpu_governor", {})
-    thermal = s.get("thermal", {})
-    smi = s.get("gpu", {})
-
-    def unav(d):
-        return isinstance(d, dict) and d.get("status") == "unavailable"
-
-    rows = [
+    freq, gov, thermal, smi = (s.get(k, {}) for k in ("cpu_freq", "cpu_governor", "thermal", "gpu"))
+    unav = _unav
+    return [
         ("core placement", "applied",
          f"every configuration runs pinned to an explicit core set (process affinity of all threads; "
          f"adb: taskset mask); groups here: {groups}; the set is the `core_group` parameter and the `cores` column"),
-        ("clocks: record", "applied" if not unav(freq) else "unavailable",
-         (f"CPU frequency read before/after each sample block from {freq.get('source')}" if not unav(freq)
-          else f"CPU frequency: {freq.get('why')}")
-         + ("; governor recorded" if not unav(gov) else f"; governor: {gov.get('why')}")
-         + ("; GPU SM clock, temperature, power from nvidia-smi" if not unav(smi)
-            else f"; GPU clocks: {smi.get('why')}")),
-        ("clocks: fix/lock", "not applicable" if device.kind == "local" else "unavailable",
+        _clocks_row(freq, gov, smi, f"CPU frequency read before/after each sample block from {freq.get('source')}",
+                    "governor recorded", "GPU SM clock, temperature, power from nvidia-smi", "GPU clocks"),
+        ("clocks: fix/lock", "not applicable",
          "the study never changes clocks on a shared host (and nvidia-smi -lgc is forbidden there); it records them "
-         "and detects throttling instead" if device.kind == "local"
-         else "Fixed Performance Mode needs `cmd power`; used only where the phone allows, recorded otherwise"),
+         "and detects throttling instead"),
         ("heat", "applied" if not unav(thermal) or not unav(smi) else "applied; readings unavailable",
          "cool-down parameter between blocks (harness cooldown_s); "
          + ("thermal zones recorded per block" if not unav(thermal) else f"thermal zones: {thermal.get('why')}")
@@ -122,34 +130,23 @@ def methods_table(device) -> pd.DataFrame:
          "outputs read back to the host (LiteRT) / torch.cuda.synchronize() before the clock stops" if has_gpu
          else f"no GPU: {gpu.reason if gpu else 'none'}"),
     ]
-    return pd.DataFrame(rows, columns=["practice", "status", "how"]).assign(device=device.spec)
 
 
-def methods_table_phone(device) -> pd.DataFrame:
-    """The docs/methods.md practices on a phone (benchmark_model over adb), and what differs from
-    the host method."""
-    procs = {p.name: p for p in device.processors()}
-    s = device.read_sensors()
-    groups = device.core_groups()
-
-    def unav(d):
-        return isinstance(d, dict) and d.get("status") == "unavailable"
-
+def _benchmark_practices(device, procs: dict, s: dict[str, Any], groups: dict) -> list[tuple[str, str, str]]:
+    """The practices where benchmark_model times blocks on the device (a phone over adb), and
+    what differs from the host method."""
+    unav = _unav
     freq, gov, thermal, gpu_clk, batt = (s.get(k, {}) for k in ("cpu_freq", "cpu_governor", "thermal", "gpu",
                                                                 "battery"))
     gpu, npu = procs.get("gpu"), procs.get("npu")
     fixed = bool(getattr(getattr(device, "settings", None), "fixed_performance_mode", False))
     accel = [f"{p.name}: {'available' if p.available else p.reason}" for p in (gpu, npu) if p is not None]
-    rows = [
+    return [
         ("core placement", "applied",
          f"every benchmark_model call runs under `taskset <mask>` of its core group, --num_threads = the group's size "
          f"for the CPU; groups from the cpufreq policies: {groups}; the `core_group` parameter and `cores` column"),
-        ("clocks: record", "applied" if not unav(freq) else "unavailable",
-         (f"CPU frequency per cluster before/after each call ({freq.get('source')})" if not unav(freq)
-          else f"CPU frequency: {freq.get('why')}")
-         + ("; governor per policy recorded" if not unav(gov) else f"; governor: {gov.get('why')}")
-         + (f"; GPU clock from {gpu_clk.get('source')}" if not unav(gpu_clk)
-            else f"; GPU clock: {gpu_clk.get('why')}")),
+        _clocks_row(freq, gov, gpu_clk, f"CPU frequency per cluster before/after each call ({freq.get('source')})",
+                    "governor per policy recorded", f"GPU clock from {gpu_clk.get('source')}", "GPU clock"),
         ("clocks: fix/lock", "applied (requested)" if fixed else "not applied",
          "adb.fixed_performance_mode: `cmd power set-fixed-performance-mode-enabled true` during each call; whether "
          "the phone accepted it is in the fingerprint" if fixed else
@@ -192,7 +189,6 @@ def methods_table_phone(device) -> pd.DataFrame:
          "host: two child processes running the harness; phone: two measuring sessions of the same calls; intervals "
          "over block means"),
     ]
-    return pd.DataFrame(rows, columns=["practice", "status", "how"]).assign(device=device.spec)
 
 
 # --------------------------------------------------------------------------- sustained run
@@ -567,7 +563,7 @@ def measure_phone(ctx) -> pd.DataFrame:
             try:
                 b = phone.block(ctx, cfg, p["samples_per_run"], ctx.settings.warmup)
             except EngineUnavailable as e:
-                absent.append(dict(model=cfg.columns["model"], engine=phone.ENGINE, processor=cfg.processor,
+                absent.append(dict(model=cfg.columns["model"], engine=phone.ENGINE, processor=cfg.columns["processor"],
                                    part="between", reason=f"benchmark failed ({rid}): {e}"[:500]))
                 continue
             blog.append({"type": "invocation", "config": cfg.key, "run_id": rid, **b})
@@ -616,7 +612,7 @@ def _is_aggregate(df: pd.DataFrame) -> bool:
 
 def measure(ctx) -> pd.DataFrame:
     """Sustained runs, between-run benchmark and the coverage check; returns the sustained trace."""
-    if phone.is_phone(ctx):
+    if not devices.supports(ctx.device_spec, PYTHON):  # only benchmark_model runs there
         return measure_phone(ctx)
     p = ctx.params
     traces, absent = [], []

@@ -1,7 +1,8 @@
 """The one registry of the pipeline's stages: what each stage is called, the module that holds
 its code, its notebook, its place in the order, whether a phone can run it, and its panel in
 the report. Everything else derives from it (``paths.source_notebook``, ``config.resolve``,
-``reference`` runs, ``phone.support``, the ``paper`` stage's per-finding figures);
+``reference`` runs, ``phone.unsupported_reason`` and ``phone.not_measurable`` (what a phone cannot
+run: the one place that says it), the ``paper`` stage's per-finding figures);
 ``dvc.yaml`` is written by hand: ``tests/test_stages.py`` fails where its stages, commands
 and notebooks disagree with this registry, ``tests/test_dvc_deps.py`` where a stage's deps
 miss a module its command imports or its params a key it reads.
@@ -124,6 +125,16 @@ def notebook_of(name: str) -> str:
     if nb is None:
         raise KeyError(f"stage {name!r} has no notebook")
     return nb
+
+
+def unsupported_reason(name: str, capabilities, device_spec: str = "") -> str | None:
+    """None where a device with ``capabilities`` (``study.devices.base``: ``python``, or a runner
+    like ``PHONE_RUNNER``) runs stage ``name``; else why not (the stage's ``phone_why``)."""
+    s = get(name)
+    if "python" in capabilities or (s.phone is not None and s.phone in capabilities):
+        return None
+    where = f" ({device_spec})" if device_spec else ""
+    return f"not measurable on a phone{where}: {s.phone_why}"
 
 
 def phone_support(name: str) -> tuple[str | None, str]:

@@ -1,6 +1,6 @@
 """Phone device without a phone: parsers on benchmark_model / dumpsys text in the tools'
-formats (tests/data, see its README), flags, settings, and the phone measuring loop with a
-scripted device."""
+formats (tests/data, see its README), flags, settings, and the harness (``study.measure``) on
+benchmark_model sessions of a scripted device."""
 from __future__ import annotations
 
 import math
@@ -14,7 +14,7 @@ from study.devices import adb as A
 from study.engines import OP_PROFILE_COLUMNS, PLACEMENT_COLUMNS, EngineUnavailable
 from study.engines import tflite_benchmark as TB
 from study.engines.tflite_graph import OpInfo
-from study.measure import HarnessSettings, RawLog
+from study.measure import Config, Harness, HarnessSettings, RawLog
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -273,7 +273,7 @@ def test_engine_refuses_the_local_device():
     eng = TB.TFLiteBenchmarkEngine()
     local = get_device("local")
     assert "Android phone" in eng.availability(local, "cpu")
-    with pytest.raises(EngineUnavailable, match="cannot be timed over adb"):
+    with pytest.raises(EngineUnavailable, match="Android phone"):
         eng.open(None, "cpu")
     with pytest.raises(EngineUnavailable, match="Android phone"):
         eng.benchmark(None, "cpu", device=local)
@@ -316,9 +316,18 @@ class _Model:
         return "/x/m.tflite"
 
 
-def _configs():
-    return [TB.BenchConfig(columns={"model": "m", "processor": p}, model=_Model(), processor=p, threads=1,
-                           cores=(4, 5) if p == "cpu" else None) for p in ("cpu", "gpu")]
+def _config(phone, columns, processor, cores=None, op_profiling=False, model=None):
+    return Config(columns=columns, cores=cores, opener=lambda: TB.BenchmarkSession(
+        phone, model or _Model(), processor, 1, cores, op_profiling))
+
+
+def _configs(phone):
+    return [_config(phone, {"model": "m", "processor": p}, p, (4, 5) if p == "cpu" else None) for p in ("cpu", "gpu")]
+
+
+def measure(phone, configs, log, settings):
+    """study.measure's harness on the phone's sessions (what study.phone.measure runs)."""
+    return Harness(settings, log, phone, progress=False).run(configs)
 
 
 def _settings(**kw):
@@ -330,7 +339,7 @@ def _settings(**kw):
 def test_measure_blocks_stop_and_tidy_rows(tmp_path):
     log = RawLog(tmp_path / "raw.jsonl")
     phone = ScriptedPhone()
-    df = TB.measure(phone, _configs(), log, _settings())
+    df = measure(phone, _configs(phone), log, _settings())
     # sd 20 us on 10 ms: the CI of the mean is narrow as soon as min_samples (10 runs = 2 blocks) are in
     assert len(df) == 4 and set(df["stop_reason"]) == {"ci_width_mean(aggregates)"}
     assert (df["n"] == 5).all() and df["aggregate"].all() and (df.groupby("processor")["n"].sum() == 10).all()
@@ -343,7 +352,7 @@ def test_measure_blocks_stop_and_tidy_rows(tmp_path):
     from study.measure import SAMPLE_COLUMNS
     assert set(SAMPLE_COLUMNS) <= set(df.columns)  # the host harness's columns, plus n / aggregate
     # a rerun resumes: nothing left to do
-    again = TB.measure(phone, _configs(), log, _settings())
+    again = measure(phone, _configs(phone), log, _settings())
     assert len(phone.calls) == 4 and len(again) == 4
 
 
@@ -351,23 +360,24 @@ def test_measure_max_samples_caps_the_last_block(tmp_path):
     log = RawLog(tmp_path / "raw.jsonl")
     phone = ScriptedPhone()
     s = _settings(min_samples=12, max_samples=12, rel_ci_halfwidth=0.0001)
-    df = TB.measure(phone, _configs()[:1], log, s)
+    df = measure(phone, _configs(phone)[:1], log, s)
     assert df["n"].tolist() == [5, 5, 2] and set(df["stop_reason"]) == {"max_samples"}
 
 
 def test_measure_failure_is_recorded_and_disconnect_keeps_data(tmp_path):
     log = RawLog(tmp_path / "raw.jsonl")
-    df = TB.measure(ScriptedPhone(fail_processor="gpu"), _configs(), log, _settings())
+    failing = ScriptedPhone(fail_processor="gpu")
+    df = measure(failing, _configs(failing), log, _settings())
     assert set(df["processor"]) == {"cpu"} and "Failed to apply GPU delegate" in next(iter(df.attrs["failed"].values()))
     log2 = RawLog(tmp_path / "raw2.jsonl")
     phone = ScriptedPhone(disconnect_on=3)
     with pytest.raises(A.AdbDisconnected, match="disconnected"):
-        TB.measure(phone, _configs(), log2, _settings())
-    kept = log2.records("benchmark")
+        measure(phone, _configs(phone), log2, _settings())
+    kept = log2.records("aggregate")
     assert len(kept) == 2  # the two blocks measured before the cable came out
     # the next run resumes: two more blocks, not four
     phone2 = ScriptedPhone()
-    df2 = TB.measure(phone2, _configs(), log2, _settings())
+    df2 = measure(phone2, _configs(phone2), log2, _settings())
     assert len(phone2.calls) == 2 and len(df2) == 4
 
 
@@ -376,9 +386,9 @@ def test_op_profiles_are_logged_per_block(tmp_path):
         def run_benchmark(self, *a, **k):
             return fixture("benchmark_gpu_partial_profile.txt")
 
-    cfg = [TB.BenchConfig(columns={"model": "seg", "processor": "gpu"}, model=_Model(), processor="gpu", threads=1,
-                          op_profiling=True)]
+    profiling = ProfilingPhone()
+    cfg = [_config(profiling, {"model": "seg", "processor": "gpu"}, "gpu", op_profiling=True)]
     log = RawLog(tmp_path / "raw.jsonl")
-    TB.measure(ProfilingPhone(), cfg, log, _settings(min_samples=10, max_samples=10))
+    measure(profiling, cfg, log, _settings(min_samples=10, max_samples=10))
     ops = TB.op_profiles(log, cfg, _settings(min_samples=10, max_samples=10))
     assert set(OP_PROFILE_COLUMNS) <= set(ops.columns) and len(ops) == 5 and isinstance(ops, pd.DataFrame)

@@ -14,7 +14,7 @@ import pytest
 from study.devices import adb as A
 from study.engines import OP_PROFILE_COLUMNS, PLACEMENT_COLUMNS
 from study.engines import tflite_benchmark as TB
-from study.measure import HarnessSettings, RawLog, sensor_summary
+from study.measure import Config, Harness, HarnessSettings, RawLog, sensor_summary
 from study.models import ModelSpec
 from study.paths import ASSETS
 
@@ -165,20 +165,26 @@ def test_placement_and_op_profile(rig, tmp_path):
 def test_measure_end_to_end(rig, tmp_path):
     dev = rig["device"]
     spec = model_spec(tmp_path)
-    configs = [TB.BenchConfig(columns={"model": "probe", "processor": p, "core_group": g}, model=spec, processor=p,
-                              threads=len(dev.core_set(g)) if p == "cpu" else 1,
-                              cores=tuple(dev.core_set(g)) if p == "cpu" else None)
+    configs = [bench_config(dev, {"model": "probe", "processor": p, "core_group": g}, spec, p,
+                            threads=len(dev.core_set(g)) if p == "cpu" else 1,
+                            cores=tuple(dev.core_set(g)) if p == "cpu" else None)
                for p, g in (("cpu", "big"), ("cpu", "little"), ("gpu", "all"), ("npu", "all"))]
     s = HarnessSettings(warmup=1, min_samples=6, max_samples=9, max_seconds=5.0, rel_ci_halfwidth=0.001,
                         block_size=3, seed=1)
     log = RawLog(tmp_path / "raw.jsonl")
-    df = TB.measure(dev, configs, log, s)
+    df = Harness(s, log, dev, progress=False).run(configs)
     assert set(df["processor"]) == {"cpu", "gpu", "npu"} and len(df) == 12
     assert (df.groupby(["processor", "core_group"])["n"].sum() == 9).all()
     assert set(df["stop_reason"]) == {"max_samples"}
     assert df["cpu_mhz_mean_before"].notna().all() and df["temp_max_c_after"].notna().all()
     assert set(df.loc[df["core_group"] == "little", "cores"]) == {"0,1,2,3"}
-    assert len(log.records("benchmark")) == 12
+    assert len(log.records("aggregate")) == 12
+
+
+def bench_config(dev, columns, spec, processor, threads=1, cores=None) -> Config:
+    """A harness configuration on the phone's benchmark_model session (``AdbDevice.open_session``)."""
+    return Config(columns=columns, cores=cores, opener=lambda: dev.open_session(dev.benchmark_engine(), spec, processor,
+                                                                              threads, cores))
 
 
 # --------------------------------------------------------------------------- competitors
@@ -262,24 +268,24 @@ def test_disconnect_mid_run_keeps_what_was_measured(server, tmp_path):
     try:
         dev = A.AdbDevice(f"adb:{serial}", serial, s)
         spec = model_spec(tmp_path)
-        configs = [TB.BenchConfig(columns={"model": "probe", "processor": p}, model=spec, processor=p, threads=1)
-                   for p in ("cpu", "gpu")]
+        configs = [bench_config(dev, {"model": "probe", "processor": p}, spec, p) for p in ("cpu", "gpu")]
         st_ = HarnessSettings(warmup=1, min_samples=6, max_samples=6, max_seconds=5.0, rel_ci_halfwidth=0.001,
                               block_size=3, seed=2)
         phone.disconnect_on_benchmark = 3  # the cable comes out during the third benchmark_model run
         log = RawLog(tmp_path / "raw.jsonl")
         t0 = time.monotonic()
         with pytest.raises(A.AdbDisconnected, match=rf"phone {serial} disconnected during benchmark_model"):
-            TB.measure(dev, configs, log, st_)
+            Harness(st_, log, dev, progress=False).run(configs)
         assert time.monotonic() - t0 < 30
-        assert len(log.records("benchmark")) == 2  # both blocks taken before the disconnect are on disk
+        assert len(log.records("aggregate")) == 2  # both blocks taken before the disconnect are on disk
     finally:
         st.close()
         server.adb("disconnect", serial)
 
 
 def test_a_stage_context_on_the_phone(rig, tmp_path):
-    """What a finding does on a phone: StageContext -> bench_config -> measure -> write."""
+    """What a finding does on a phone: StageContext -> latency_config (the phone's sessions) -> the
+    harness -> write."""
     from study.common import context
     from study.datasets import read_fingerprint, read_table
 
@@ -290,10 +296,11 @@ def test_a_stage_context_on_the_phone(rig, tmp_path):
     ctx.__dict__["device"] = dev                      # the stand-in phone, not params.yaml's server
     ctx.__dict__["manifest"] = {"probe": model_spec(tmp_path)}
     ctx.data_root, ctx.figures_root = tmp_path / "data", tmp_path / "figures"
-    configs = [TB.bench_config(ctx, "probe", p, g) for p, g in (("cpu", "big"), ("gpu", "all"))]
-    assert configs[0].threads == 1 and configs[0].cores == (7,) and configs[1].threads == 1
+    configs = [ctx.latency_config("probe", "litert", p, g) for p, g in (("cpu", "big"), ("gpu", "all"))]
+    assert configs[0].columns["threads"] == 1 and configs[0].cores == (7,) and configs[1].columns["threads"] == 1
+    assert isinstance(configs[0].opener(), TB.BenchmarkSession)   # the device supplies the session
     log = ctx.raw_log()
-    df = TB.measure(ctx.device, configs, log, ctx.settings, ctx.env)
+    df = ctx.harness(log).run(configs)
     log.mark_complete()
     path = ctx.write(df)
     assert path == tmp_path / "data" / dev.spec / "operator_support.parquet"

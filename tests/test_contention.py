@@ -23,12 +23,13 @@ except ImportError:  # pragma: no cover
 
 # --------------------------------------------------------------------------- stubs and synthetic data
 class StubCtx:
-    """What analyse/plot use of a StageContext: params, seed, write, save."""
+    """What analyse/plot use of a StageContext: params, seed, device_spec, write, save."""
 
     def __init__(self, tmp_path, **params):
         self.params = {k: f.default for k, f in F.PARAMS.items()}
         self.params.update(params)
         self.seed = 0
+        self.device_spec = "local"
         self.tmp = tmp_path
         self.written: dict[str, pd.DataFrame] = {}
         self.saved: list[str] = []

@@ -9,10 +9,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 100
 
-# Known exceptions, removed when the phone branch merges (it replaces cross_level's host and
-# phone measuring paths by one): "path:qualified name".
-PENDING_PHONE_MERGE = {"study/cross_level.py:measure", "study/cross_level.py:measure_phone"}
-
 
 def function_lengths(root: Path, folder: str = "study") -> dict[str, int]:
     """``"path:qualified name" -> lines`` of every function and method under ``root/folder``."""
@@ -39,15 +35,9 @@ def too_long(lengths: dict[str, int], limit: int = LIMIT) -> dict[str, int]:
 
 
 def test_no_function_over_the_limit():
-    offenders = {k: n for k, n in too_long(function_lengths(ROOT)).items() if k not in PENDING_PHONE_MERGE}
+    offenders = {k: n for k, n in too_long(function_lengths(ROOT)).items()}
     assert not offenders, (f"functions over {LIMIT} lines (split them into helpers): "
                            + ", ".join(f"{k} ({n} lines)" for k, n in sorted(offenders.items())))
-
-
-def test_known_exceptions_are_still_needed():
-    lengths = function_lengths(ROOT)
-    stale = sorted(k for k in PENDING_PHONE_MERGE if lengths.get(k, 0) <= LIMIT)
-    assert not stale, f"no longer over {LIMIT} lines (or gone): remove from PENDING_PHONE_MERGE: {stale}"
 
 
 def test_lengths_are_counted_per_function_and_method(tmp_path):

@@ -97,6 +97,7 @@ class FakeCtx:
     def __init__(self, tmp_path, **params):
         self.params = {**{k: f.default for k, f in F.PARAMS.items()}, "n_boot": 300, **params}
         self.seed = 1
+        self.device_spec = "local"
         self.written, self.saved = {}, {}
         self.tmp = tmp_path
 

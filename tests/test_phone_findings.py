@@ -95,7 +95,12 @@ def test_phone_helpers_without_a_phone():
     class Local:
         device_spec = "local"
 
-    assert phone.is_phone(Ctx()) and not phone.is_phone(Local())
+    from study.devices import BENCHMARK_MODEL, PYTHON, supports
+
+    assert not supports(Ctx.device_spec, PYTHON) and supports(Ctx.device_spec, BENCHMARK_MODEL)
+    assert supports(Local.device_spec, PYTHON)
+    assert phone.not_measurable(Ctx(), "frame_reuse") == phone.unsupported_reason("frame_reuse", "adb:R58M")
+    assert phone.not_measurable(Ctx(), "rigor") is None and phone.not_measurable(Local(), "frame_reuse") is None
     assert phone.engine_reason("litert") is None and "no Python" in phone.engine_reason("torch")
     why = phone.unsupported_reason("frame_reuse", "adb:R58M")
     assert why.startswith("not measurable on a phone (adb:R58M)") and "Python" in why

@@ -43,7 +43,7 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 from study.schema import ADB, check_section
-from study.devices.base import Device, DeviceError, Processor, now_iso, unavailable
+from study.devices.base import BENCHMARK_MODEL, Device, DeviceError, Processor, now_iso, unavailable
 from study.devices.local import split_core_groups
 
 q = shlex.quote
@@ -367,6 +367,7 @@ class ShellResult:
 
 class AdbDevice(Device):
     kind = "adb"
+    capabilities = frozenset({BENCHMARK_MODEL})  # no Python on a phone: only LiteRT's benchmark_model runs there
 
     def __init__(self, spec: str = "adb", serial: str | None = None, settings: AdbSettings | None = None):
         super().__init__(spec)
@@ -672,6 +673,21 @@ class AdbDevice(Device):
         from study.engines.tflite_benchmark import TFLiteBenchmarkEngine
 
         return TFLiteBenchmarkEngine(self)
+
+    def engine(self, name: str):
+        """LiteRT's models run as benchmark_model here; any other engine is returned as is (its
+        availability on this device says why it cannot run: no Python on a phone)."""
+        from study.engines import get_engine
+        from study.engines.tflite_benchmark import ENGINE_NAME
+
+        return self.benchmark_engine() if name in ("litert", ENGINE_NAME) else get_engine(name)
+
+    def open_session(self, engine, model, processor: str, threads: int, cores=None, seed: int = 0):
+        """A ``benchmark_model`` session (``BenchmarkSession``): each block is one call of the tool
+        pinned to ``cores`` with taskset, which returns the block's aggregate (n, mean, std)."""
+        from study.engines.tflite_benchmark import BenchmarkSession
+
+        return BenchmarkSession(self, model, processor, threads, cores)
 
     def _has(self, tool: str) -> bool:
         key = f"has:{tool}"

@@ -3,6 +3,9 @@
 A device knows its processors (present or absent, with the reason), its CPU core
 groups (the affinity sets a configuration runs on), its environment fingerprint
 and its sensors (clocks, heat, power), read before and after each sample block.
+
+It also supplies the sessions the harness times (``engine`` / ``open_session``) and says
+what it can run (``supports``): findings ask it, never the kind of device.
 """
 from __future__ import annotations
 
@@ -12,6 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 UNAVAILABLE = "unavailable"
+
+# what a device can run (``Device.supports``)
+PYTHON = "python"                       # the study's Python code: engines in this process, one inference per run()
+BENCHMARK_MODEL = "litert-benchmark"    # LiteRT's benchmark_model: blocks of runs, timed by the tool (aggregates)
 
 
 class DeviceError(ValueError):
@@ -51,9 +58,24 @@ class Device(abc.ABC):
     """Common interface of the local host and of phones reached over adb."""
 
     kind: str = "abstract"
+    capabilities: frozenset[str] = frozenset()  # PYTHON, BENCHMARK_MODEL, ...
 
     def __init__(self, spec: str):
         self.spec = spec
+
+    def supports(self, capability: str) -> bool:
+        """Whether this device can run ``capability`` (``PYTHON``, ``BENCHMARK_MODEL``, a stage's
+        ``study.stages`` runner): what a finding asks instead of the kind of device."""
+        return capability in self.capabilities
+
+    def engine(self, name: str):
+        """The engine that runs ``name``'s models here (its name and version go into the rows)."""
+        raise NotImplementedError(f"{self.kind} device: no engines")
+
+    def open_session(self, engine, model, processor: str, threads: int, cores=None, seed: int = 0):
+        """A session of ``model`` for the harness (``study.measure``): one with ``run()`` the harness
+        times, or with ``run_block(runs, warmup)`` where the device times the runs itself."""
+        raise NotImplementedError(f"{self.kind} device: no sessions")
 
     @property
     def id(self) -> str:

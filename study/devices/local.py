@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from study.devices.base import Device, Processor, now_iso, unavailable
+from study.devices.base import PYTHON, Device, Processor, now_iso, unavailable
 from study.paths import ASSETS
 
 PROBE_MODEL = ASSETS / "probe.tflite"
@@ -238,6 +238,19 @@ def _slug(text: str) -> str:
 
 class LocalDevice(Device):
     kind = "local"
+    capabilities = frozenset({PYTHON})
+
+    def engine(self, name: str):
+        """The study's engine ``name`` (LiteRT, ONNX Runtime, PyTorch), in this process."""
+        from study.engines import get_engine
+
+        return get_engine(name)
+
+    def open_session(self, engine, model, processor: str, threads: int, cores=None, seed: int = 0):
+        """An engine session whose ``run()`` the harness times, in this process (the harness pins
+        it to ``cores``)."""
+        engine.check(self, processor, model)
+        return engine.open(model, processor, threads, seed=seed)
 
     def __init__(self, spec: str = "local"):
         super().__init__(spec)

@@ -22,19 +22,17 @@ The format follows TFLite's sources (``tools/benchmark/benchmark_model.cc``,
 Per-run latencies: the binary prints none. Its sources keep every run only inside
 ``StatWithPercentiles`` and report aggregates (stdout; ``--result_file_path`` writes the
 same aggregates as a proto). So each benchmark call becomes ONE aggregate row with its
-run count ``n``, mean, std, min, max (and p5/median/p95 where printed); the phone
-measuring loop (``measure``) repeats short calls in randomized, interleaved blocks like
-the host harness and says ``aggregate=True`` / ``method`` on every row.
+run count ``n``, mean, std, min, max (and p5/median/p95 where printed). ``BenchmarkSession``
+is the phone's session for ``study.measure``'s harness (``AdbDevice.open_session``): one call
+per block, returned as ``study.measure.Aggregate``; the harness interleaves, stops, logs and
+resumes as on the host, and every row says ``aggregate=True`` / ``method``.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import math
-import os
-import random
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -611,9 +609,11 @@ class TFLiteBenchmarkEngine(Engine):
     def model_reason(self, model) -> str | None:
         return None if model.has("tflite") else f"model {model.name} has no .tflite file"
 
-    def open(self, model, processor: str, threads: int = 1, **options):
-        raise EngineUnavailable(f"{self.name}: one inference per call cannot be timed over adb (the round trip "
-                                "would dominate); use benchmark() / measure(), which time runs on the phone")
+    def open(self, model, processor: str, threads: int = 1, cores: Sequence[int] | None = None, **options):
+        """A ``BenchmarkSession``: one inference per call cannot be timed over adb (the round trip
+        would dominate), so its blocks are timed on the phone and returned as aggregates."""
+        return BenchmarkSession(self._phone(options.get("device")), model, processor, threads, cores,
+                                bool(options.get("op_profiling", False)))
 
     # -- one benchmark call ---------------------------------------------------
     def run(self, model, processor: str, threads: int = 1, cores: Sequence[int] | None = None,
@@ -663,202 +663,58 @@ def _delegation_columns(res: BenchmarkOutput, processor: str) -> dict[str, Any]:
                 total_nodes=total if total is not None else -1, partitions=d.partitions if d else 0)
 
 
-# =========================================================================== the phone measuring loop
-@dataclass
-class BenchConfig:
-    """One system under test on the phone."""
-
-    columns: dict[str, Any]
-    model: Any                      # ModelSpec
-    processor: str
-    threads: int
-    cores: tuple[int, ...] | None = None
-    op_profiling: bool = False
-
-    @property
-    def key(self) -> str:
-        from study.measure import config_key
-
-        return config_key(self.columns)
+# =========================================================================== the harness's session
+# the dataset columns of one call (study.measure.Aggregate.row), in this order
+ROW_KEYS = ("n", "latency_ms", "latency_std_ms", "latency_min_ms", "latency_max_ms", "latency_first_ms",
+            "latency_last_ms", "latency_p5_ms", "latency_median_ms", "latency_p95_ms", "warmup_n",
+            "first_inference_ms", "init_ms", "delegate", "delegated_nodes", "total_nodes", "partitions",
+            "gpu_backend", "aggregate", "method")
 
 
-def bench_config(ctx, model: str, processor: str, core_group: str = "all", **extra: Any) -> BenchConfig:
-    """Like ``StageContext.latency_config`` for the phone engine."""
-    spec = ctx.model(model)
-    cores = ctx.cores_for(core_group)
-    threads = ctx.threads_for(processor, cores)
-    eng = TFLiteBenchmarkEngine(ctx.device)
-    cols = dict(model=model, engine=ENGINE_NAME, engine_version=eng.version(), processor=processor,
-                threads=threads, core_group=core_group, **extra)
-    return BenchConfig(columns=cols, model=spec, processor=processor, threads=threads, cores=cores)
+class BenchmarkSession:
+    """One configuration on the phone for ``study.measure.Harness`` (``AdbDevice.open_session``):
+    each block is ONE ``benchmark_model`` call (``runs`` timed runs after ``warmup`` untimed ones,
+    the model loaded anew, pinned to ``cores`` with taskset), returned as its aggregate: the
+    binary prints no per-run latencies, so the harness stops on the aggregates."""
+
+    def __init__(self, device, model, processor: str, threads: int, cores: Sequence[int] | None = None,
+                 op_profiling: bool = False):
+        self.device, self.model, self.processor, self.threads = device, model, processor, threads
+        self.cores = tuple(cores) if cores else None
+        self.op_profiling = op_profiling
+
+    def call(self, runs: int, warmup: int, extra_flags: dict[str, Any] | None = None) -> BenchmarkOutput:
+        """One call, parsed; EngineUnavailable where it printed no timings."""
+        extra = {"extra_flags": extra_flags} if extra_flags else {}
+        res = self.device.run_benchmark(self.model.path("tflite"), self.processor, threads=self.threads,
+                                        cores=self.cores, num_runs=runs, warmup=warmup,
+                                        op_profiling=self.op_profiling, **extra)
+        if not res.ok:
+            raise EngineUnavailable("benchmark_model produced no timings: "
+                                    + ("; ".join(res.errors) or res.text[-300:]).strip()[:400])
+        return res
+
+    def run_block(self, runs: int, warmup: int):
+        from study.measure import Aggregate
+
+        res = self.call(runs, warmup)
+        full = {**samples_frame(res).iloc[0].to_dict(), **_delegation_columns(res, self.processor),
+                "gpu_backend": res.gpu_backend}
+        log = {"warmup_mean_ms": full.get("warmup_mean_ms"), "errors": res.errors, "warnings": res.warnings}
+        if self.op_profiling:
+            log["op_profile"] = op_profile_frame(res, getattr(self.model, "name", "?"), self.processor).to_dict("records")
+        return Aggregate(row={k: full.get(k) for k in ROW_KEYS}, log=log)
+
+    def close(self) -> None:
+        pass
 
 
-def _pooled(blocks: list[dict[str, Any]]) -> tuple[int, float, float]:
-    """(n, mean, sd) of all runs from per-block (n, mean, sd) aggregates."""
-    n = sum(b["n"] for b in blocks)
-    if n == 0:
-        return 0, math.nan, math.nan
-    mean = sum(b["n"] * b["latency_ms"] for b in blocks) / n
-    ss = sum(b["n"] * ((b["latency_std_ms"] if b["latency_std_ms"] == b["latency_std_ms"] else 0.0) ** 2
-                       + (b["latency_ms"] - mean) ** 2) for b in blocks)
-    return n, mean, math.sqrt(ss / n)
-
-
-def stop_reason(blocks: list[dict[str, Any]], s) -> str | None:
-    n, mean, sd = _pooled(blocks)
-    if n >= s.max_samples:
-        return "max_samples"
-    if sum(b["n"] * b["latency_ms"] for b in blocks) / 1000.0 >= s.max_seconds:
-        return "max_seconds"
-    if n >= s.min_samples and n > 1 and mean > 0:
-        from scipy.stats import norm
-
-        z = float(norm.ppf(0.5 + s.confidence / 2))
-        if z * sd / math.sqrt(n) / mean <= s.rel_ci_halfwidth:
-            return "ci_width_mean(aggregates)"
-    return None
-
-
-def measure(device, configs: list[BenchConfig], log, settings, env: dict[str, Any] | None = None,
-            on_error: str = "record", run_id: str | None = None, resume: bool = True) -> pd.DataFrame:
-    """Measure ``configs`` on the phone in randomized, interleaved blocks: per visit ONE
-    ``benchmark_model`` call with ``warmup`` warm-up runs and ``block_size`` timed runs,
-    sensors read before and after, the parsed result appended to ``log`` (a
-    ``study.measure.RawLog``) at once. Stops a configuration at ``max_samples`` runs,
-    ``max_seconds`` of timed runs, or when the normal-approximation CI of the mean
-    (pooled from the blocks' aggregates) is narrower than ``rel_ci_halfwidth``; a rerun
-    resumes from the log. A disconnect (``DeviceError``) is raised after everything taken
-    so far is in the log; other failures mark the configuration failed (``on_error='record'``).
-    ``resume=False``: an independent run that ignores the log and returns only its own rows."""
-    from study.devices.base import DeviceError
-
-    h = settings.hash(env)
-    keys = [c.key for c in configs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate configurations")
-    by_key = {c.key: c for c in configs}
-    blocks: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
-    done: dict[str, str | None] = {k: None for k in keys}
-    for rec in log.records() if resume else []:
-        if rec.get("settings_hash") != h or rec.get("config") not in by_key:
-            continue
-        if rec["type"] == "benchmark":
-            blocks[rec["config"]].append(rec)
-        elif rec["type"] == "done" and not str(rec.get("reason", "")).startswith("failed"):
-            done[rec["config"]] = rec["reason"]
-    for k in keys:
-        if done[k] is None and blocks[k]:
-            done[k] = stop_reason(blocks[k], settings)
-    run_id = run_id or f"{int(time.time() * 1000):x}-{os.getpid()}-adb"
-    log.append({"type": "meta", "run_id": run_id, "settings_hash": h, "settings": dataclasses.asdict(settings),
-                "env": env or {}, "n_configs": len(configs), "t_wall": time.time(), "engine": ENGINE_NAME})
-    rng = random.Random(settings.seed)
-    rnd = 0
-    while True:
-        pending = [k for k in keys if done[k] is None]
-        if not pending:
-            break
-        rng.shuffle(pending)
-        for k in pending:
-            cfg = by_key[k]
-            n_so_far = sum(b["n"] for b in blocks[k])
-            need = max(1, min(settings.block_size, settings.max_samples - n_so_far))
-            try:
-                before = _sensors(device)
-                t0 = time.time()
-                res = device.run_benchmark(cfg.model.path("tflite"), cfg.processor, threads=cfg.threads,
-                                           cores=cfg.cores, num_runs=need, warmup=settings.warmup,
-                                           op_profiling=cfg.op_profiling)
-                t1 = time.time()
-                after = _sensors(device)
-                if not res.ok:
-                    raise EngineUnavailable("benchmark_model produced no timings: "
-                                            + ("; ".join(res.errors) or res.text[-300:]).strip()[:400])
-                row = samples_frame(res).iloc[0].to_dict()
-                rec = {"type": "benchmark", "config": k, "block": len(blocks[k]), "round": rnd, "run_id": run_id,
-                       "settings_hash": h, "t_start": t0, "t_end": t1,
-                       "cores": list(cfg.cores) if cfg.cores else [], **row,
-                       **_delegation_columns(res, cfg.processor),
-                       "gpu_backend": res.gpu_backend, "errors": res.errors, "warnings": res.warnings,
-                       "sensors_before": before, "sensors_after": after}
-                if cfg.op_profiling:
-                    rec["op_profile"] = op_profile_frame(res, cfg.columns.get("model", "?"), cfg.processor).to_dict("records")
-                log.append(rec)
-                blocks[k].append(rec)
-            except DeviceError:
-                raise  # the phone is gone: everything so far is in the log; the caller says so
-            except Exception as e:
-                if on_error != "record":
-                    raise
-                done[k] = f"failed: {type(e).__name__}: {e}"[:500]
-                log.append({"type": "done", "config": k, "reason": done[k], "run_id": run_id, "settings_hash": h})
-                continue
-            reason = stop_reason(blocks[k], settings)
-            if reason:
-                done[k] = reason
-                n, mean, sd = _pooled(blocks[k])
-                log.append({"type": "done", "config": k, "reason": reason, "n": n, "mean_ms": mean, "sd_ms": sd,
-                            "run_id": run_id, "settings_hash": h})
-            if settings.cooldown_s > 0:
-                time.sleep(settings.cooldown_s)
-        rnd += 1
-    return samples(log, configs, settings, env, run_ids=None if resume else [run_id])
-
-
-def _sensors(device) -> dict[str, Any] | None:
-    try:
-        return device.read_sensors()
-    except Exception as e:  # noqa: BLE001 - a failed sensor read must not lose a measurement
-        from study.devices.base import DeviceError
-
-        if isinstance(e, DeviceError) and getattr(e, "disconnected", False):
-            raise
-        return {"status": "unavailable", "why": f"sensor read failed: {e}"}
-
-
-def samples(log, configs: list[BenchConfig], settings, env: dict[str, Any] | None = None,
-            run_ids=None) -> pd.DataFrame:
-    """Tidy rows from the log: one per benchmark call (aggregate of ``n`` runs), each call one
-    atomic record. ``run_ids``: only the calls of these measuring runs."""
-    from study.measure import sensor_summary
-
-    h = settings.hash(env)
-    by_key = {c.key: c for c in configs}
-    wanted = None if run_ids is None else set(run_ids)
-    recs = [r for r in log.records() if wanted is None or r.get("run_id") in wanted]
-    done = {r["config"]: r["reason"] for r in recs if r.get("type") == "done" and r.get("settings_hash") == h}
-    rows = []
-    runs_before: dict[str, int] = {}
-    for r in recs:
-        if r.get("type") != "benchmark" or r.get("settings_hash") != h or r.get("config") not in by_key:
-            continue
-        row = dict(by_key[r["config"]].columns)
-        row["sample"] = runs_before.get(r["config"], 0)  # index of the block's first run (host schema: one per call)
-        runs_before[r["config"]] = row["sample"] + int(r.get("n") or 0)
-        for k in ("config", "block", "run_id", "settings_hash", "n", "latency_ms", "latency_std_ms", "latency_min_ms",
-                  "latency_max_ms", "latency_first_ms", "latency_last_ms", "latency_p5_ms", "latency_median_ms",
-                  "latency_p95_ms", "warmup_n", "first_inference_ms", "init_ms", "delegate", "delegated_nodes",
-                  "total_nodes", "partitions", "gpu_backend", "aggregate", "method"):
-            row[k] = r.get(k)
-        row["t_wall"] = r.get("t_end")
-        row["cores"] = ",".join(map(str, r.get("cores") or []))
-        sb, sa = sensor_summary(r.get("sensors_before")), sensor_summary(r.get("sensors_after"))
-        for k in sb:
-            row[f"{k}_before"], row[f"{k}_after"] = sb[k], sa[k]
-        row["stop_reason"] = done.get(r["config"], "incomplete")
-        row["below_floors"] = settings.below_floors
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    df.attrs["failed"] = {k: v for k, v in done.items() if k in by_key and str(v).startswith("failed")}
-    return df
-
-
-def op_profiles(log, configs: list[BenchConfig], settings, env: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Per-operator profiles recorded by ``measure`` for configurations with ``op_profiling``."""
+def op_profiles(log, configs: list, settings, env: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Per-operator profiles the harness logged for sessions with ``op_profiling``."""
     h = settings.hash(env)
     by_key = {c.key: c for c in configs}
     rows = []
-    for r in log.records("benchmark"):
+    for r in log.records("aggregate"):
         if r.get("settings_hash") == h and r.get("config") in by_key and r.get("op_profile"):
             for op in r["op_profile"]:
                 rows.append({**by_key[r["config"]].columns, "block": r["block"], **op})
@@ -873,7 +729,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-__all__ = ["AGGREGATE_METHOD", "BenchConfig", "BenchmarkOutput", "DelegateApplication", "ENGINE_NAME", "ProfileRow",
-           "TFLiteBenchmarkEngine", "TimingStats", "bench_config", "benchmark_flags", "cpu_mask", "delegation_frame",
-           "file_sha256", "measure", "op_profile_frame", "op_profiles", "parse_benchmark_output", "parse_stat_line",
-           "placement_frame", "samples", "samples_frame", "supported_flags"]
+__all__ = ["AGGREGATE_METHOD", "BenchmarkOutput", "BenchmarkSession", "DelegateApplication", "ENGINE_NAME",
+           "ProfileRow", "ROW_KEYS", "TFLiteBenchmarkEngine", "TimingStats", "benchmark_flags", "cpu_mask",
+           "delegation_frame", "file_sha256", "op_profile_frame", "op_profiles", "parse_benchmark_output",
+           "parse_stat_line", "placement_frame", "samples_frame", "supported_flags"]

@@ -76,6 +76,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from study.coexec_ops import TORCH_MODULES
+from study.models.zoo import Bottleneck, YoloDetector, forward_hooked
 
 now = time.perf_counter_ns  # CLOCK_MONOTONIC on Linux: the same clock in the worker process
 
@@ -235,18 +236,10 @@ class _BranchYolo(nn.Module):
 
     def forward(self, x):
         m = self.det
-        x = m.b2(m.b1(m.b0(x)))
-        p3 = m.b4(m.b3(x))
-        p4 = m.b6(m.b5(p3))
-        p5 = m.sppf(m.b8(m.b7(p4)))
-        up = F.interpolate(p5, scale_factor=2, mode="nearest")
-        n4 = m.n1(torch.cat((up, p4), 1))
-        up = F.interpolate(n4, scale_factor=2, mode="nearest")
-        n3 = m.n2(torch.cat((up, p3), 1))
+        n3, n4, p5 = m.top_down(x)
 
         def rest():
-            o4 = m.n3(torch.cat((m.d1(n3), n4), 1))
-            o5 = m.n4(torch.cat((m.d2(o4), p5), 1))
+            o4, o5 = m.bottom_up(n3, n4, p5)
             return m.heads[1](o4).flatten(2), m.heads[2](o5).flatten(2)
 
         (h1, h2), h0 = self.rt.pair.branch(self.rt, "heads.0", rest, n3)
@@ -256,16 +249,12 @@ class _BranchYolo(nn.Module):
 def branch_points(model: nn.Module) -> list[str]:
     """Modules that branch level runs on ``b`` concurrently with ``a``'s work (empty: the
     model has no independent branches that compute)."""
-    from study.models.zoo import Bottleneck, YoloDetector
-
     if isinstance(model, YoloDetector):
         return ["heads.0"]
     return [f"{n}.downsample" for n, m in model.named_modules() if isinstance(m, Bottleneck) and m.downsample is not None]
 
 
 def branch_note(model: nn.Module) -> str:
-    from study.models.zoo import Bottleneck, YoloDetector
-
     if isinstance(model, YoloDetector):
         return "stride-8 detection head (heads.0) on b || rest of the PAN neck + heads 1-2 on a"
     n = len(branch_points(model))
@@ -286,8 +275,6 @@ def wrap_split(model: nn.Module, rt: "ModelRuntime") -> nn.Module:
 
 
 def wrap_branches(model: nn.Module, rt: "ModelRuntime") -> nn.Module | None:
-    from study.models.zoo import YoloDetector
-
     points = branch_points(model)
     if not points:
         return None
@@ -309,13 +296,7 @@ def max_activation_numel(model: nn.Module, x: torch.Tensor) -> int:
             if isinstance(t, torch.Tensor):
                 best[0] = max(best[0], t.numel())
 
-    hs = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for h in hs:
-            h.remove()
+    forward_hooked(model, x, lambda m: hook)
     return int(best[0])
 
 

@@ -5,6 +5,7 @@ write create parents themselves (``ensure_parent``).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -73,3 +74,12 @@ def source_notebook(stage: str) -> Path:
 def ensure_parent(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1164,6 +1164,18 @@ def profile_layers(pair: Pair, rt: ModelRuntime, runs: int, warmup: int = 1) -> 
     return recs
 
 
+def profile_by_layer(recs: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """``profile_layers`` records per layer, in the order the layers ran: (name, its
+    records of pass ``a``, of pass ``b``)."""
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    order: list[str] = []
+    for r in recs:
+        by.setdefault((r["pass"], r["name"]), []).append(r)
+        if r["name"] not in order:
+            order.append(r["name"])
+    return [(name, by.get(("a", name), []), by.get(("b", name), [])) for name in order]
+
+
 def predict_ratios(recs: Sequence[dict[str, Any]]) -> tuple[float, dict[str, float], list[dict[str, Any]]]:
     """From ``profile_layers`` records: the global r* that balances the summed compute of
     the splittable layers (sum t_a / (sum t_a + sum t_b)), the per-layer r that balances
@@ -1171,16 +1183,9 @@ def predict_ratios(recs: Sequence[dict[str, Any]]) -> tuple[float, dict[str, flo
     adds are not in the prediction (muLayer's predictor does not model them either)."""
     import statistics
 
-    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    order: list[str] = []
-    for r in recs:
-        by.setdefault((r["pass"], r["name"]), []).append(r)
-        if r["name"] not in order:
-            order.append(r["name"])
     rows, per_layer = [], {}
     sa = sb = 0.0
-    for name in order:
-        ra, rb = by.get(("a", name), []), by.get(("b", name), [])
+    for name, ra, rb in profile_by_layer(recs):
         ta = statistics.median(x["ca"] for x in ra) / 1e6 if ra else float("nan")
         tb = statistics.median(x["cb"] for x in rb) / 1e6 if rb else float("nan")
         tr = statistics.median(x["t_in"] + x["inner"] + x["t_out"] for x in rb) / 1e6 if rb else float("nan")

@@ -528,14 +528,25 @@ def _panel_mulayer_overhead(ax, tables: dict[str, pd.DataFrame]) -> bool:
     if sd.empty:
         return False
     x = np.arange(len(sd))
-    ax.errorbar(x, sd["ratio"], yerr=[(sd["ratio"] - sd["ci_lo"]).clip(lower=0),
-                                      (sd["ci_hi"] - sd["ratio"]).clip(lower=0)],
-                fmt="o", color="#8172B3", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.errorbar(x, sd["ratio"], yerr=_yerr(sd, "ratio", "ci_lo", "ci_hi"), fmt="o", color="#8172B3", ecolor="black", elinewidth=0.8, capsize=2)
     ax.axhline(1.0, color="#777777", ls=":", lw=1)
     for lab, v in C.CLAIMS["C3"].reference.items():
         mark_paper(ax, v, lab)
     ax.set_xticks(x, sd["model"], rotation=60, ha="right", fontsize=6)
     return True
+
+
+def _yerr(df: pd.DataFrame, value: str, lo: str, hi: str) -> list[pd.Series]:
+    """Asymmetric error bars of column ``value`` from its interval columns (never negative)."""
+    return [(df[value] - df[lo]).clip(lower=0), (df[hi] - df[value]).clip(lower=0)]
+
+
+def _bars_with_ci(ax, df: pd.DataFrame, value: str, lo: str, hi: str, colors: list[str]) -> np.ndarray:
+    """One bar per row of ``df`` with its 95% interval; returns the bars' positions."""
+    x = np.arange(len(df))
+    ax.bar(x, df[value], color=colors)
+    ax.errorbar(x, df[value], yerr=_yerr(df, value, lo, hi), fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    return x
 
 
 def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
@@ -549,9 +560,7 @@ def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
     drew = False
     for sut, g in pd.concat([base, own]).groupby("sut", sort=True):
         g = g.sort_values("n_competitors")
-        ax.errorbar(g["n_competitors"], g["slowdown"], yerr=[(g["slowdown"] - g["ci_lo"]).clip(lower=0),
-                                                             (g["ci_hi"] - g["slowdown"]).clip(lower=0)],
-                    fmt="o-", ms=4, capsize=2, lw=1, label=sut)
+        ax.errorbar(g["n_competitors"], g["slowdown"], yerr=_yerr(g, "slowdown", "ci_lo", "ci_hi"), fmt="o-", ms=4, capsize=2, lw=1, label=sut)
         drew = True
     if drew:
         ax.axhline(1.0, color="#777777", ls=":", lw=1)
@@ -565,11 +574,7 @@ def _panel_profiling_error(ax, tables: dict[str, pd.DataFrame]) -> bool:
     if er is None or er.empty:
         return False
     colors = {"offline": "#4C72B0", "runtime": "#DD8452"}
-    x = np.arange(len(er))
-    ax.bar(x, er["mape_pct"], color=[colors.get(f, "#937860") for f in er["family"]])
-    ax.errorbar(x, er["mape_pct"], yerr=[(er["mape_pct"] - er["mape_lo"]).clip(lower=0),
-                                         (er["mape_hi"] - er["mape_pct"]).clip(lower=0)],
-                fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    x = _bars_with_ci(ax, er, "mape_pct", "mape_lo", "mape_hi", [colors.get(f, "#937860") for f in er["family"]])
     ax.set_xticks(x, er["estimator"], rotation=60, ha="right", fontsize=6)
     return True
 
@@ -580,11 +585,8 @@ def _panel_frame_reuse(ax, tables: dict[str, pd.DataFrame]) -> bool:
         return False
     if (cm["models"] == "all models").any():
         cm = cm[cm["models"] == "all models"]
-    x = np.arange(len(cm))
-    ax.bar(x, cm["reduction"], color=[VERDICT_COLORS.get(v, "#937860") for v in cm["verdict"]])
-    ax.errorbar(x, cm["reduction"], yerr=[(cm["reduction"] - cm["red_ci_lo"]).clip(lower=0),
-                                          (cm["red_ci_hi"] - cm["reduction"]).clip(lower=0)],
-                fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    x = _bars_with_ci(ax, cm, "reduction", "red_ci_lo", "red_ci_hi",
+                      [VERDICT_COLORS.get(v, "#937860") for v in cm["verdict"]])
     ax.axhline(C.CLAIMS["C8"].null, color="#777777", ls=":", lw=1)
     ax.set_xticks(x, cm["mechanism"] + " / " + cm["processor"], rotation=30, ha="right", fontsize=7)
     return True

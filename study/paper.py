@@ -484,6 +484,19 @@ def _rect(j, i):
 
 
 # --- each finding's main result, faceted by device ---------------------------------------
+def _yerr(df: pd.DataFrame, value: str, lo: str, hi: str) -> list[pd.Series]:
+    """Asymmetric error bars of column ``value`` from its interval columns (never negative)."""
+    return [(df[value] - df[lo]).clip(lower=0), (df[hi] - df[value]).clip(lower=0)]
+
+
+def _bars_with_ci(ax, df: pd.DataFrame, value: str, lo: str, hi: str, colors: list[str]) -> np.ndarray:
+    """One bar per row of ``df`` with its 95% interval; returns the bars' positions."""
+    x = np.arange(len(df))
+    ax.bar(x, df[value], color=colors)
+    ax.errorbar(x, df[value], yerr=_yerr(df, value, lo, hi), fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    return x
+
+
 def _panel_rigor(ax, tables: dict[str, pd.DataFrame]) -> bool:
     cs = tables.get("coverage_summary")
     if cs is None or cs.empty:
@@ -528,25 +541,13 @@ def _panel_mulayer_overhead(ax, tables: dict[str, pd.DataFrame]) -> bool:
     if sd.empty:
         return False
     x = np.arange(len(sd))
-    ax.errorbar(x, sd["ratio"], yerr=_yerr(sd, "ratio", "ci_lo", "ci_hi"), fmt="o", color="#8172B3", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.errorbar(x, sd["ratio"], yerr=_yerr(sd, "ratio", "ci_lo", "ci_hi"), fmt="o", color="#8172B3", ecolor="black",
+                elinewidth=0.8, capsize=2)
     ax.axhline(1.0, color="#777777", ls=":", lw=1)
     for lab, v in C.CLAIMS["C3"].reference.items():
         mark_paper(ax, v, lab)
     ax.set_xticks(x, sd["model"], rotation=60, ha="right", fontsize=6)
     return True
-
-
-def _yerr(df: pd.DataFrame, value: str, lo: str, hi: str) -> list[pd.Series]:
-    """Asymmetric error bars of column ``value`` from its interval columns (never negative)."""
-    return [(df[value] - df[lo]).clip(lower=0), (df[hi] - df[value]).clip(lower=0)]
-
-
-def _bars_with_ci(ax, df: pd.DataFrame, value: str, lo: str, hi: str, colors: list[str]) -> np.ndarray:
-    """One bar per row of ``df`` with its 95% interval; returns the bars' positions."""
-    x = np.arange(len(df))
-    ax.bar(x, df[value], color=colors)
-    ax.errorbar(x, df[value], yerr=_yerr(df, value, lo, hi), fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
-    return x
 
 
 def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:

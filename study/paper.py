@@ -561,7 +561,8 @@ def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
     drew = False
     for sut, g in pd.concat([base, own]).groupby("sut", sort=True):
         g = g.sort_values("n_competitors")
-        ax.errorbar(g["n_competitors"], g["slowdown"], yerr=_yerr(g, "slowdown", "ci_lo", "ci_hi"), fmt="o-", ms=4, capsize=2, lw=1, label=sut)
+        ax.errorbar(g["n_competitors"], g["slowdown"], yerr=_yerr(g, "slowdown", "ci_lo", "ci_hi"), fmt="o-", ms=4,
+                    capsize=2, lw=1, label=sut)
         drew = True
     if drew:
         ax.axhline(1.0, color="#777777", ls=":", lw=1)

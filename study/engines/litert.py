@@ -126,6 +126,7 @@ def open_compiled(source: str | Path | bytes, processor: str, threads: int, *, m
 class LiteRTEngine(Engine):
     name = "litert"
     processor_backends = {"cpu": "xnnpack", "gpu": "vulkan"}
+    model_form, model_form_text = "tflite", ".tflite file"
 
     def version(self) -> str:
         from importlib import metadata
@@ -135,12 +136,8 @@ class LiteRTEngine(Engine):
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    def model_reason(self, model) -> str | None:
-        return None if model.has("tflite") else f"model {model.name} has no .tflite file"
-
     def open(self, model, processor: str, threads: int = 1, **options) -> LiteRTSession:
-        if not model.has("tflite"):
-            raise EngineUnavailable(self.model_reason(model))
+        self.require_model(model)
         return open_compiled(model.path("tflite"), processor, threads, model=model.name,
                              gpu_only=options.get("gpu_only", False), seed=options.get("seed", 0))
 

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -59,6 +60,18 @@ class Session(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+    def timed_runs(self, runs: int, warmup: int = 0) -> list[int]:
+        """``warmup`` untimed runs, then the wall time (ns) of each of ``runs`` runs: a plain
+        loop (no stopping rule, no raw log) for operator slices and benchmarks."""
+        for _ in range(warmup):
+            self.run()
+        ts = []
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            self.run()
+            ts.append(time.perf_counter_ns() - t0)
+        return ts
 
     def __enter__(self):
         return self

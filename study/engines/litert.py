@@ -18,7 +18,6 @@ stay constant as in the whole model.
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,13 +202,7 @@ class LiteRTEngine(Engine):
             try:
                 s = open_compiled(tg.slice_model(path, tg.with_constant_producers(path, [o.index])), processor, threads,
                                   model=model.name)
-                for _ in range(warmup):
-                    s.run()
-                ts = []
-                for _ in range(runs):
-                    t0 = time.perf_counter_ns()
-                    s.run()
-                    ts.append(time.perf_counter_ns() - t0)
+                ts = s.timed_runs(runs, warmup)
                 row.update(time_ms=float(np.median(ts)) / 1e6, n=runs,
                            placed_on=processor if s.info["fully_accelerated"] else f"{processor}+cpu-fallback")
                 s.close()

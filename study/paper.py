@@ -498,9 +498,7 @@ def _bars_with_ci(ax, df: pd.DataFrame, value: str, lo: str, hi: str, colors: li
 
 
 def _panel_rigor(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    cs = tables.get("coverage_summary")
-    if cs is None or cs.empty:
-        return False
+    cs = tables["coverage_summary"]
     lab = ["harness CI" if "order" in str(i) else "rerun interval" for i in cs["interval"]]
     ax.bar(range(len(cs)), cs["share"], color=["#4C72B0", "#DD8452"][: len(cs)])
     for i, r in enumerate(cs.itertuples()):
@@ -514,9 +512,7 @@ def _panel_rigor(ax, tables: dict[str, pd.DataFrame]) -> bool:
 def _panel_operator_support(ax, tables: dict[str, pd.DataFrame]) -> bool:
     from study.plotting import mark_paper
 
-    co = tables.get("coexec")
-    if co is None or co.empty:
-        return False
+    co = tables["coexec"]
     rep = "tflite graph" if (co["representation"] == "tflite graph").any() else co["representation"].iloc[0]
     s = co[co["representation"] == rep].drop_duplicates("model")
     ax.bar(range(len(s)), s["unsplittable_count_share"], color="#4C72B0")
@@ -531,9 +527,7 @@ def _panel_operator_support(ax, tables: dict[str, pd.DataFrame]) -> bool:
 def _panel_mulayer_overhead(ax, tables: dict[str, pd.DataFrame]) -> bool:
     from study.plotting import mark_paper
 
-    sd = tables.get("slowdown")
-    if sd is None or sd.empty:
-        return False
+    sd = tables["slowdown"]
     sd = sd[sd["reference"] == "best single"]
     if "variant" in sd and (sd["variant"] == "best r").any():
         sd = sd[sd["variant"] == "best r"]
@@ -551,9 +545,7 @@ def _panel_mulayer_overhead(ax, tables: dict[str, pd.DataFrame]) -> bool:
 
 
 def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    sd = tables.get("slowdown")
-    if sd is None or sd.empty:
-        return False
+    sd = tables["slowdown"]
     sd = sd[sd["available"].map(C._is_true) & sd["slowdown"].notna()]
     # the C5 form: competitors of the processor's own kind on the same cores (and the no-competitor baseline)
     own = sd[(sd["kind"] == sd["processor"]) & (sd["placement"].isin(["same"]))]
@@ -572,9 +564,7 @@ def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
 
 
 def _panel_profiling_error(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    er = tables.get("errors")
-    if er is None or er.empty:
-        return False
+    er = tables["errors"]
     colors = {"offline": "#4C72B0", "runtime": "#DD8452"}
     x = _bars_with_ci(ax, er, "mape_pct", "mape_lo", "mape_hi", [colors.get(f, "#937860") for f in er["family"]])
     ax.set_xticks(x, er["estimator"], rotation=60, ha="right", fontsize=6)
@@ -582,9 +572,7 @@ def _panel_profiling_error(ax, tables: dict[str, pd.DataFrame]) -> bool:
 
 
 def _panel_frame_reuse(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    cm = tables.get("c8_by_mechanism")
-    if cm is None or cm.empty:
-        return False
+    cm = tables["c8_by_mechanism"]
     if (cm["models"] == "all models").any():
         cm = cm[cm["models"] == "all models"]
     x = _bars_with_ci(ax, cm, "reduction", "red_ci_lo", "red_ci_hi",
@@ -597,7 +585,7 @@ def _panel_frame_reuse(ax, tables: dict[str, pd.DataFrame]) -> bool:
 def panel_spec(finding: str):
     """A finding's panel: its ``study.stages`` entry's ``Panel`` (tables, title, y label) drawn
     by ``_panel_<finding>`` here or by the finding module's own ``paper_panel(ax, tables) ->
-    bool``; None where it has neither."""
+    bool`` (called only where each of the tables has rows); None where it has neither."""
     spec = stages.BY_NAME[finding].panel if finding in stages.BY_NAME else None
     if spec is None:
         return None
@@ -636,7 +624,7 @@ def faceted_figure(finding: str, fs: list[explore.DeviceFolder]):
     for k, (d, t) in enumerate(have):
         ax = axes[k // ncol, k % ncol]
         try:
-            ok, why = bool(draw(ax, t)), "no rows"
+            ok, why = not any(v.empty for v in t.values()) and bool(draw(ax, t)), "no rows"
         except Exception as e:  # noqa: BLE001 - a finding's table changed shape: say so, keep the report
             ok, why = False, f"could not draw: {type(e).__name__}: {e}"[:120]
             warnings.warn(f"paper: {finding} panel for {d.label}: {why}", stacklevel=2)

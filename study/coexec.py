@@ -20,7 +20,13 @@ zoo's PyTorch models, at three granularities:
   processor (strictly alternating, or in proportion to the processors' speeds); both
   processors work at once, each on its own frames.
 
-The pair of processors:
+The pair of processors: one interface, ``Pair``, whose base class holds the scheduling both
+back ends share (``load``: the model's copies, then the operator- and branch-level wrappers;
+``split``: the units of each layer at the ratio, a layer with none on ``b`` whole on ``a``;
+``frame_burst``: ``a``'s frames in the calling thread while a helper thread has ``b`` run its
+own, every frame an interval on one clock). A back end supplies where the model and its
+inputs live (``_runtime``) and how one step runs on its two processors (``_alone_a``,
+``_split``, ``branch``, ``_frame_b``, ``sync``):
 
 * ``CudaPair`` (a host with a CUDA GPU): ``a`` = the GPU (it holds the activations and
   runs every operator that is not split), ``b`` = the CPU. At a split layer the calling

@@ -48,13 +48,20 @@ def open_pair(kind: str):
     return C.CpuWorkerPair(groups[ga], groups[gb], names=(ga, gb)), groups[ga], groups[gb]
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["fast_style_transfer", "resnet50", "mobilenet_v2", "yolo_det"])
-    ap.add_argument("--input-size", type=int, default=0, help="square input side; 0 = each model's standard input")
-    ap.add_argument("--runs", type=int, default=20)
+def pair_parser(doc: str, models: list[str], input_size: int, runs: int) -> argparse.ArgumentParser:
+    """The arguments of both co-execution benchmarks (this one and split_prediction.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=models)
+    ap.add_argument("--input-size", type=int, default=input_size,
+                    help="square input side; 0 = each model's standard input")
+    ap.add_argument("--runs", type=int, default=runs)
     ap.add_argument("--profile-runs", type=int, default=3)
     ap.add_argument("--pair", default="auto", choices=["auto", "cpu+gpu", "cpu+cpu"])
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = pair_parser(__doc__, ["fast_style_transfer", "resnet50", "mobilenet_v2", "yolo_det"], 0, 20)
     args = ap.parse_args(argv)
 
     pair, cores_a, cores_b = open_pair(args.pair)

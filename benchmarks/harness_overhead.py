@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,14 +56,7 @@ def harness_median(session, threads: int, cores, runs: int, warmup: int) -> floa
 
 def bare_median(session, threads: int, cores, runs: int, warmup: int) -> float:
     set_affinity(cores)
-    for _ in range(warmup):
-        session.run()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        session.run()
-        ts.append((time.perf_counter_ns() - t0) / 1e6)
-    return statistics.median(ts)
+    return statistics.median(t / 1e6 for t in session.timed_runs(runs, warmup))
 
 
 def litert_tool_median(model: Path, threads: int, cores, runs: int, warmup: int) -> float:

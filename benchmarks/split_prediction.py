@@ -17,7 +17,6 @@ once per round, in a seeded random order) and r_pred's latency over the grid bes
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.coexec_overhead import open_pair, pair_parser  # noqa: E402  (the same pair as the overhead benchmark)
 from study import coexec as C  # noqa: E402
 from study.measure import set_affinity  # noqa: E402
 from study.models.zoo import build  # noqa: E402
@@ -36,12 +36,6 @@ from study.mulayer_overhead import model_input  # noqa: E402
 from study.runtime import split as S  # noqa: E402
 
 GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
-
-
-def open_pair(kind: str):
-    from benchmarks.coexec_overhead import open_pair as op  # the same pair as the overhead benchmark
-
-    return op(kind)
 
 
 def measure_splits(pair, rt, ratios, runs: int, seed: int = 0) -> dict[float, float]:
@@ -61,13 +55,8 @@ def measure_splits(pair, rt, ratios, runs: int, seed: int = 0) -> dict[float, fl
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["fast_style_transfer", "resnet50", "yolo_det", "mobilenet_v2"])
-    ap.add_argument("--input-size", type=int, default=128, help="square input side; 0 = each model's standard input")
-    ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--profile-runs", type=int, default=3)
+    ap = pair_parser(__doc__, ["fast_style_transfer", "resnet50", "yolo_det", "mobilenet_v2"], 128, 15)
     ap.add_argument("--calib-runs", type=int, default=5)
-    ap.add_argument("--pair", default="auto", choices=["auto", "cpu+gpu", "cpu+cpu"])
     args = ap.parse_args(argv)
 
     pair, cores_a, cores_b = open_pair(args.pair)

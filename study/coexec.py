@@ -20,7 +20,13 @@ zoo's PyTorch models, at three granularities:
   processor (strictly alternating, or in proportion to the processors' speeds); both
   processors work at once, each on its own frames.
 
-The pair of processors:
+The pair of processors: one interface, ``Pair``, whose base class holds the scheduling both
+back ends share (``load``: the model's copies, then the operator- and branch-level wrappers;
+``split``: the units of each layer at the ratio, a layer with none on ``b`` whole on ``a``;
+``frame_burst``: ``a``'s frames in the calling thread while a helper thread has ``b`` run its
+own, every frame an interval on one clock). A back end supplies where the model and its
+inputs live (``_runtime``) and how one step runs on its two processors (``_alone_a``,
+``_split``, ``branch``, ``_frame_b``, ``sync``):
 
 * ``CudaPair`` (a host with a CUDA GPU): ``a`` = the GPU (it holds the activations and
   runs every operator that is not split), ``b`` = the CPU. At a split layer the calling
@@ -76,6 +82,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from study.coexec_ops import TORCH_MODULES
+from study.models.zoo import Bottleneck, YoloDetector, forward_hooked
 
 now = time.perf_counter_ns  # CLOCK_MONOTONIC on Linux: the same clock in the worker process
 
@@ -235,18 +242,10 @@ class _BranchYolo(nn.Module):
 
     def forward(self, x):
         m = self.det
-        x = m.b2(m.b1(m.b0(x)))
-        p3 = m.b4(m.b3(x))
-        p4 = m.b6(m.b5(p3))
-        p5 = m.sppf(m.b8(m.b7(p4)))
-        up = F.interpolate(p5, scale_factor=2, mode="nearest")
-        n4 = m.n1(torch.cat((up, p4), 1))
-        up = F.interpolate(n4, scale_factor=2, mode="nearest")
-        n3 = m.n2(torch.cat((up, p3), 1))
+        n3, n4, p5 = m.top_down(x)
 
         def rest():
-            o4 = m.n3(torch.cat((m.d1(n3), n4), 1))
-            o5 = m.n4(torch.cat((m.d2(o4), p5), 1))
+            o4, o5 = m.bottom_up(n3, n4, p5)
             return m.heads[1](o4).flatten(2), m.heads[2](o5).flatten(2)
 
         (h1, h2), h0 = self.rt.pair.branch(self.rt, "heads.0", rest, n3)
@@ -256,16 +255,12 @@ class _BranchYolo(nn.Module):
 def branch_points(model: nn.Module) -> list[str]:
     """Modules that branch level runs on ``b`` concurrently with ``a``'s work (empty: the
     model has no independent branches that compute)."""
-    from study.models.zoo import Bottleneck, YoloDetector
-
     if isinstance(model, YoloDetector):
         return ["heads.0"]
     return [f"{n}.downsample" for n, m in model.named_modules() if isinstance(m, Bottleneck) and m.downsample is not None]
 
 
 def branch_note(model: nn.Module) -> str:
-    from study.models.zoo import Bottleneck, YoloDetector
-
     if isinstance(model, YoloDetector):
         return "stride-8 detection head (heads.0) on b || rest of the PAN neck + heads 1-2 on a"
     n = len(branch_points(model))
@@ -286,8 +281,6 @@ def wrap_split(model: nn.Module, rt: "ModelRuntime") -> nn.Module:
 
 
 def wrap_branches(model: nn.Module, rt: "ModelRuntime") -> nn.Module | None:
-    from study.models.zoo import YoloDetector
-
     points = branch_points(model)
     if not points:
         return None
@@ -309,13 +302,7 @@ def max_activation_numel(model: nn.Module, x: torch.Tensor) -> int:
             if isinstance(t, torch.Tensor):
                 best[0] = max(best[0], t.numel())
 
-    hs = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for h in hs:
-            h.remove()
+    forward_hooked(model, x, lambda m: hook)
     return int(best[0])
 
 
@@ -500,17 +487,93 @@ class Pair:
     def close(self) -> None:
         pass
 
-    # interface ---------------------------------------------------------------
+    # the shared scheduling -------------------------------------------------------
     def load(self, key: str, model: nn.Module, x: torch.Tensor, frames: Sequence[torch.Tensor] = ()) -> ModelRuntime:
-        raise NotImplementedError
+        """``model`` prepared on the pair: its copies and inputs on each side (the back end's
+        ``_runtime``), then the operator- and branch-level wrappers around ``a``'s copy."""
+        model = model.eval()
+        rt = self._runtime(key, model, x, list(frames))
+        rt.layers = splittable_layers(rt.model_a)
+        rt.op_model = wrap_split(rt.model_a, rt)
+        rt.branch_points = branch_points(model)
+        rt.branch_note = branch_note(model)
+        rt.branch_model = wrap_branches(rt.model_a, rt)
+        self.runtimes[key] = rt
+        return rt
 
     def split(self, rt: ModelRuntime, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One splittable layer: ``b`` computes the last ``k_b`` units at the runtime's
+        ratio while ``a`` computes the rest (``_split``); with ``k_b = 0`` the layer runs
+        whole on ``a`` (timed by ``_alone_a`` while profiling)."""
+        units, k_b = rt.k_b(name, layer)
+        if k_b == 0:
+            return self._alone_a(name, units, layer, x) if rt.profiling else layer(x)
+        return self._split(rt, name, layer, x, units - k_b, units)
+
+    def frame_burst(self, rt: ModelRuntime, assign: Sequence[str]) -> tuple[list[torch.Tensor], dict[str, float]]:
+        """Frame level: ``a``'s frames run whole in this thread while a helper thread has
+        ``b`` run its own (``_frame_b``); one interval per frame, on one clock."""
+        idx_a = [i for i, p in enumerate(assign) if p == "a"]
+        idx_b = [i for i, p in enumerate(assign) if p == "b"]
+        n = len(assign)
+        outs: list[Any] = [None] * n
+        lat = [0] * n
+        a_iv: list[tuple[int, int]] = []
+        b_iv: list[tuple[int, int]] = []
+        copy_iv: list[tuple[int, int]] = []
+        err: list[BaseException] = []
+        self.set_threads()
+
+        def run_b():
+            try:
+                with torch.inference_mode():
+                    for i in idx_b:
+                        outs[i], lat[i] = self._frame_b(rt, i, b_iv, copy_iv)
+            except BaseException as e:  # re-raised in the calling thread
+                err.append(e)
+
+        self.sync()
+        t0 = now()
+        th = threading.Thread(target=run_b, name=f"coexec-frames-{self.b}", daemon=True) if idx_b else None
+        if th is not None:
+            th.start()
+        with torch.inference_mode():
+            for i in idx_a:
+                s = now()
+                outs[i] = rt.model_a(rt.frames_a[i])
+                self.sync()  # a GPU's frame is done when its stream is (a CPU's: no-op)
+                e = now()
+                a_iv.append((s, e))
+                lat[i] = e - s
+        if th is not None:
+            th.join()
+        t1 = now()
+        if err:
+            raise err[0]
+        return outs, decompose_frames(a_iv, b_iv, copy_iv, t0, t1, lat, len(idx_a), len(idx_b))
+
+    # the back end ----------------------------------------------------------------
+    def _runtime(self, key: str, model: nn.Module, x: torch.Tensor, frames: list[torch.Tensor]) -> ModelRuntime:
+        """``model`` (eval mode) and its inputs placed on both sides."""
+        raise NotImplementedError
+
+    def _alone_a(self, name: str, units: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``layer`` whole on ``a``, recorded as an ``alone_a`` step (profiling)."""
+        raise NotImplementedError
+
+    def _split(self, rt: ModelRuntime, name: str, layer: nn.Module, x: torch.Tensor, k_a: int,
+               units: int) -> torch.Tensor:
+        """Units ``[0, k_a)`` of ``layer`` on ``a`` and ``[k_a, units)`` on ``b`` at once,
+        merged on ``a``, recorded as a ``split`` step."""
         raise NotImplementedError
 
     def branch(self, rt: ModelRuntime, name_b: str, fa: Callable[[], Any], x: torch.Tensor):
+        """``fa()`` on ``a`` while ``b`` runs module ``name_b`` on ``x``: (a's, b's output on a)."""
         raise NotImplementedError
 
-    def frame_burst(self, rt: ModelRuntime, assign: Sequence[str]) -> tuple[list[torch.Tensor], dict[str, float]]:
+    def _frame_b(self, rt: ModelRuntime, i: int, b_iv: list, copy_iv: list) -> tuple[torch.Tensor, int]:
+        """Frame ``i`` whole on ``b`` (called from the helper thread): (output, latency ns);
+        appends its compute interval to ``b_iv`` and its copies to ``copy_iv``."""
         raise NotImplementedError
 
     def sync(self) -> None:
@@ -587,38 +650,30 @@ class CudaPair(Pair):
             e = self._events[key] = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
         return e
 
-    def load(self, key, model, x, frames=()):
-        model = model.eval()
-        model_a = copy.deepcopy(model).to(self.dev).eval()
-        rt = ModelRuntime(key=key, pair=self, model_a=model_a, model_b=model, x_a=x.to(self.dev), x_b=x.clone(),
+    def _runtime(self, key, model, x, frames):
+        rt = ModelRuntime(key=key, pair=self, model_a=copy.deepcopy(model).to(self.dev).eval(), model_b=model,
+                          x_a=x.to(self.dev), x_b=x.clone(),
                           frames_a=[f.to(self.dev) for f in frames], frames_b=[f.clone() for f in frames])
-        rt.layers = splittable_layers(model_a)
         rt.layers_b = splittable_layers(model)
-        rt.op_model = wrap_split(model_a, rt)
-        rt.branch_points = branch_points(model)
-        rt.branch_note = branch_note(model)
-        rt.branch_model = wrap_branches(model_a, rt)
-        rt.modules_b = {n: model.get_submodule(n) for n in rt.branch_points}
-        self.runtimes[key] = rt
+        rt.modules_b = {n: model.get_submodule(n) for n in branch_points(model)}
         return rt
 
-    def split(self, rt, name, layer, x):
-        units, k_b = rt.k_b(name, layer)
+    def _alone_a(self, name, units, layer, x):
         stream = torch.cuda.current_stream(self.dev)
-        if k_b == 0:
-            if not rt.profiling:
-                return layer(x)
-            e0, e1 = self._ev(name)
-            stream.synchronize()
-            t1 = now()
-            e0.record(stream)
-            y = layer(x)
-            e1.record(stream)
-            e1.synchronize()
-            ca = _ns(e0.elapsed_time(e1))
-            self.steps.append(Step("alone_a", name, units, 0, 0, ca, 0, now() - t1, 0, 0, 0, now() - t1))
-            return y
-        k_a = units - k_b
+        e0, e1 = self._ev(name)
+        stream.synchronize()
+        t1 = now()
+        e0.record(stream)
+        y = layer(x)
+        e1.record(stream)
+        e1.synchronize()
+        ca = _ns(e0.elapsed_time(e1))
+        self.steps.append(Step("alone_a", name, units, 0, 0, ca, 0, now() - t1, 0, 0, 0, now() - t1))
+        return y
+
+    def _split(self, rt, name, layer, x, k_a, units):
+        k_b = units - k_a
+        stream = torch.cuda.current_stream(self.dev)
         stream.synchronize()  # a's preceding work (operators that are not split) is done: solo time
         t1 = now()
         xb = self._pin((name, "in"), part_input(layer, x, k_a, units))  # device -> pinned host copy
@@ -668,48 +723,12 @@ class CudaPair(Pair):
                                0, t6 - t1))
         return ya, yb
 
-    def frame_burst(self, rt, assign):
-        idx_a = [i for i, p in enumerate(assign) if p == "a"]
-        idx_b = [i for i, p in enumerate(assign) if p == "b"]
-        n = len(assign)
-        outs: list[Any] = [None] * n
-        lat = [0] * n
-        a_iv, b_iv = [], []
-        err: list[BaseException] = []
-        self.set_threads()
-        stream = torch.cuda.current_stream(self.dev)
-
-        def run_b():
-            try:
-                with torch.inference_mode():
-                    for i in idx_b:
-                        s = now()
-                        outs[i] = rt.model_b(rt.frames_b[i])
-                        e = now()
-                        b_iv.append((s, e))
-                        lat[i] = e - s
-            except BaseException as e:  # re-raised in the calling thread
-                err.append(e)
-
-        stream.synchronize()
-        t0 = now()
-        th = threading.Thread(target=run_b, name="coexec-cpu-frames", daemon=True) if idx_b else None
-        if th is not None:
-            th.start()
-        with torch.inference_mode():
-            for i in idx_a:
-                s = now()
-                outs[i] = rt.model_a(rt.frames_a[i])
-                stream.synchronize()
-                e = now()
-                a_iv.append((s, e))
-                lat[i] = e - s
-        if th is not None:
-            th.join()
-        t1 = now()
-        if err:
-            raise err[0]
-        return outs, decompose_frames(a_iv, b_iv, [], t0, t1, lat, len(idx_a), len(idx_b))
+    def _frame_b(self, rt, i, b_iv, copy_iv):
+        s = now()
+        y = rt.model_b(rt.frames_b[i])
+        e = now()
+        b_iv.append((s, e))
+        return y, e - s
 
 
 # --------------------------------------------------------------------------- CPU + CPU (worker process)
@@ -741,6 +760,21 @@ def _spin_wait(conn, spin_ns: int) -> None:
     while time.perf_counter_ns() < end:
         if conn.poll(0):
             return
+
+
+def _release(shms, unlink: bool = False) -> None:
+    """Close each shared-memory block (one still viewed by a tensor stays mapped: the
+    ``BufferError`` is ignored) and, where this process created it, unlink it."""
+    for s in shms:
+        try:
+            s.close()
+        except BufferError:
+            pass
+        if unlink:
+            try:
+                s.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def _worker_main(conn, parent_pid: int, cores: list[int], threads: int, spin_ns: int = 0) -> None:
@@ -793,11 +827,7 @@ def _worker_main(conn, parent_pid: int, cores: list[int], threads: int, spin_ns:
                     conn.send(("ok",))
                 elif op == "buffers":
                     tin = tout = None
-                    for s in shms:
-                        try:
-                            s.close()
-                        except BufferError:
-                            pass
+                    _release(shms)
                     s_in, tin = _attach(msg[1], msg[3])
                     s_out, tout = _attach(msg[2], msg[3])
                     shms = [s_in, s_out]
@@ -812,11 +842,7 @@ def _worker_main(conn, parent_pid: int, cores: list[int], threads: int, spin_ns:
             except Exception:
                 conn.send(("error", traceback.format_exc()[-2000:]))
     tin = tout = None
-    for s in shms:
-        try:
-            s.close()
-        except BufferError:
-            pass
+    _release(shms)
 
 
 def _stop_worker(proc, conn, shms) -> None:
@@ -841,15 +867,7 @@ def _stop_worker(proc, conn, shms) -> None:
             conn.close()
         except OSError:
             pass
-        for s in shms:
-            try:
-                s.close()
-            except BufferError:
-                pass
-            try:
-                s.unlink()
-            except FileNotFoundError:
-                pass
+        _release(shms, unlink=True)
         shms.clear()
 
 
@@ -981,15 +999,7 @@ class CpuWorkerPair(Pair):
         self._tout = torch.frombuffer(new[1].buf, dtype=torch.float32, count=n)
         self._cap = n
         self._call(("buffers", new[0].name, new[1].name, n))
-        for s in old:
-            try:
-                s.close()
-            except BufferError:
-                pass
-            try:
-                s.unlink()
-            except FileNotFoundError:
-                pass
+        _release(old, unlink=True)
 
     def _put(self, x: torch.Tensor) -> tuple[int, ...]:
         self._tin[:x.numel()].view(x.shape).copy_(x)
@@ -999,32 +1009,21 @@ class CpuWorkerPair(Pair):
         return self._tout[:math.prod(shape)].view(shape)
 
     # models --------------------------------------------------------------------
-    def load(self, key, model, x, frames=()):
-        model = model.eval()
-        need = max(max_activation_numel(model, x), *(f.numel() for f in frames)) if frames else max_activation_numel(model, x)
-        self._ensure_capacity(need)
+    def _runtime(self, key, model, x, frames):
+        self._ensure_capacity(max([max_activation_numel(model, x), *(f.numel() for f in frames)]))
         self._call(("load", key, pickle.dumps(model)), timeout=max(self.timeout_s, 120))
-        rt = ModelRuntime(key=key, pair=self, model_a=model, model_b=model, x_a=x, x_b=x,
-                          frames_a=list(frames), frames_b=list(frames))
-        rt.layers = splittable_layers(model)
-        rt.op_model = wrap_split(model, rt)
-        rt.branch_points = branch_points(model)
-        rt.branch_note = branch_note(model)
-        rt.branch_model = wrap_branches(model, rt)
-        self.runtimes[key] = rt
-        return rt
+        return ModelRuntime(key=key, pair=self, model_a=model, model_b=model, x_a=x, x_b=x,
+                            frames_a=list(frames), frames_b=list(frames))
 
-    def split(self, rt, name, layer, x):
-        units, k_b = rt.k_b(name, layer)
-        if k_b == 0:
-            if not rt.profiling:
-                return layer(x)
-            t1 = now()
-            y = layer(x)
-            dt = now() - t1
-            self.steps.append(Step("alone_a", name, units, 0, 0, dt, 0, dt, 0, 0, 0, dt))
-            return y
-        k_a = units - k_b
+    def _alone_a(self, name, units, layer, x):
+        t1 = now()
+        y = layer(x)
+        dt = now() - t1
+        self.steps.append(Step("alone_a", name, units, 0, 0, dt, 0, dt, 0, 0, 0, dt))
+        return y
+
+    def _split(self, rt, name, layer, x, k_a, units):
+        k_b = units - k_a
         t1 = now()
         shape = self._put(part_input(layer, x, k_a, units))
         t2 = now()
@@ -1062,51 +1061,18 @@ class CpuWorkerPair(Pair):
         self.steps.append(Step("branch", name_b, 1, 1, t2 - t1, t4 - t3, w1 - w0, t5 - t2, w2 - w1, t6 - t5, 0, t6 - t1))
         return ya, yb
 
-    def frame_burst(self, rt, assign):
-        idx_a = [i for i, p in enumerate(assign) if p == "a"]
-        idx_b = [i for i, p in enumerate(assign) if p == "b"]
-        n = len(assign)
-        outs: list[Any] = [None] * n
-        lat = [0] * n
-        a_iv, b_iv, copy_iv = [], [], []
-        err: list[BaseException] = []
-        self.set_threads()
-
-        def run_b():
-            try:
-                with torch.inference_mode():
-                    for i in idx_b:
-                        c0 = now()
-                        shape = self._put(rt.frames_b[i])
-                        c1 = now()
-                        self._send(("model", rt.key, shape))
-                        _, w0, w1, w2, oshape = self._recv()
-                        c2 = now()
-                        outs[i] = self._out(oshape).clone()
-                        c3 = now()
-                        b_iv.append((w0, w1))
-                        copy_iv.extend([(c0, c1), (w1, w2), (c2, c3)])
-                        lat[i] = c3 - c0
-            except BaseException as e:  # re-raised in the calling thread
-                err.append(e)
-
-        t0 = now()
-        th = threading.Thread(target=run_b, name="coexec-worker-frames", daemon=True) if idx_b else None
-        if th is not None:
-            th.start()
-        with torch.inference_mode():
-            for i in idx_a:
-                s = now()
-                outs[i] = rt.model_a(rt.frames_a[i])
-                e = now()
-                a_iv.append((s, e))
-                lat[i] = e - s
-        if th is not None:
-            th.join()
-        t1 = now()
-        if err:
-            raise err[0]
-        return outs, decompose_frames(a_iv, b_iv, copy_iv, t0, t1, lat, len(idx_a), len(idx_b))
+    def _frame_b(self, rt, i, b_iv, copy_iv):
+        c0 = now()
+        shape = self._put(rt.frames_b[i])
+        c1 = now()
+        self._send(("model", rt.key, shape))
+        _, w0, w1, w2, oshape = self._recv()
+        c2 = now()
+        y = self._out(oshape).clone()
+        c3 = now()
+        b_iv.append((w0, w1))
+        copy_iv.extend([(c0, c1), (w1, w2), (c2, c3)])
+        return y, c3 - c0
 
 
 # --------------------------------------------------------------------------- sessions for the harness
@@ -1204,6 +1170,18 @@ def profile_layers(pair: Pair, rt: ModelRuntime, runs: int, warmup: int = 1) -> 
     return recs
 
 
+def profile_by_layer(recs: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """``profile_layers`` records per layer, in the order the layers ran: (name, its
+    records of pass ``a``, of pass ``b``)."""
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    order: list[str] = []
+    for r in recs:
+        by.setdefault((r["pass"], r["name"]), []).append(r)
+        if r["name"] not in order:
+            order.append(r["name"])
+    return [(name, by.get(("a", name), []), by.get(("b", name), [])) for name in order]
+
+
 def predict_ratios(recs: Sequence[dict[str, Any]]) -> tuple[float, dict[str, float], list[dict[str, Any]]]:
     """From ``profile_layers`` records: the global r* that balances the summed compute of
     the splittable layers (sum t_a / (sum t_a + sum t_b)), the per-layer r that balances
@@ -1211,16 +1189,9 @@ def predict_ratios(recs: Sequence[dict[str, Any]]) -> tuple[float, dict[str, flo
     adds are not in the prediction (muLayer's predictor does not model them either)."""
     import statistics
 
-    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    order: list[str] = []
-    for r in recs:
-        by.setdefault((r["pass"], r["name"]), []).append(r)
-        if r["name"] not in order:
-            order.append(r["name"])
     rows, per_layer = [], {}
     sa = sb = 0.0
-    for name in order:
-        ra, rb = by.get(("a", name), []), by.get(("b", name), [])
+    for name, ra, rb in profile_by_layer(recs):
         ta = statistics.median(x["ca"] for x in ra) / 1e6 if ra else float("nan")
         tb = statistics.median(x["cb"] for x in rb) / 1e6 if rb else float("nan")
         tr = statistics.median(x["t_in"] + x["inner"] + x["t_out"] for x in rb) / 1e6 if rb else float("nan")

@@ -53,7 +53,8 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 KINDS = ("cpu", "memory", "gpu")
 
@@ -362,17 +363,36 @@ def _restore_handlers() -> None:
 atexit.register(_stop_every_pool)
 
 
+def admit(kind: str, n: int, kinds: Sequence[str], reasons: Callable[[], dict[str, str | None]],
+          where: str = "") -> bool:
+    """Check a request to start ``n`` competitors of ``kind``: False when there is nothing to
+    start (``n == 0``); ``ValueError`` for an unknown kind or a negative count,
+    ``CompetitorError`` when ``reasons()`` (asked only when something would start) says why
+    the kind is unavailable (``where``: the device, for the message)."""
+    if kind not in kinds:
+        raise ValueError(f"unknown competitor kind {kind!r}; known: {list(kinds)}")
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    if n == 0:
+        return False
+    why = reasons().get(kind)
+    if why is not None:
+        raise CompetitorError(f"{kind} competitors unavailable{where}: {why}")
+    return True
+
+
+@dataclass(eq=False)
 class CompetitorPool:
     """Competitor processes of any kinds; a context manager that ends them all on exit."""
 
-    def __init__(self, grace_s: float = GRACE_S, ready_timeout_s: float = READY_TIMEOUT_S, device=None,
-                 memory_bytes: int | None = None, gpu_size: int = GPU_MATRIX, gpu_burst: int = GPU_BURST):
-        self.grace_s = grace_s
-        self.ready_timeout_s = ready_timeout_s
-        self.device = device
-        self.memory_bytes = memory_bytes
-        self.gpu_size = gpu_size
-        self.gpu_burst = gpu_burst
+    grace_s: float = GRACE_S
+    ready_timeout_s: float = READY_TIMEOUT_S
+    device: Any = None
+    memory_bytes: int | None = None
+    gpu_size: int = GPU_MATRIX
+    gpu_burst: int = GPU_BURST
+
+    def __post_init__(self):
         self._procs: dict[int, tuple[str, subprocess.Popen, Any, tuple[int, ...] | None]] = {}
         self._paused: set[int] = set()
         self._reasons: dict[str, str | None] | None = None
@@ -397,15 +417,8 @@ class CompetitorPool:
         """Start ``n`` competitors of ``kind`` (pinned to ``cores`` if given) and wait until
         each reports READY. Returns their pids. Raises ``CompetitorError`` (after ending
         what it started) if the kind is unavailable or a child fails."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown competitor kind {kind!r}; known: {list(KINDS)}")
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        if n == 0:
+        if not admit(kind, n, KINDS, self.reasons):
             return []
-        why = self.reasons().get(kind)
-        if why is not None:
-            raise CompetitorError(f"{kind} competitors unavailable: {why}")
         args: list[str] = [kind]
         if kind == "memory":
             args += ["--memory-bytes", str(self.memory_bytes or memory_buffer_bytes())]

@@ -47,24 +47,17 @@ inside the functions that use them: ``litert_torch`` is absent on the lent GPU m
 from __future__ import annotations
 
 import copy
-import hashlib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from study.paths import file_sha256 as sha256_file
+
 
 
 class VariantError(RuntimeError):
     """A variant that cannot be built; the message says why."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # =========================================================================== LiteRT
@@ -812,33 +805,10 @@ def param_bytes(module) -> int:
 
 
 def count_macs(module, x) -> int:
-    """MACs of Conv2d / Linear layers (int8 layers counted from their packed shapes)."""
-    import torch
-    from torch import nn
+    """MACs of Conv2d / Linear layers (``zoo.count_macs`` without the attention matmuls)."""
+    from study.models.zoo import count_macs as zoo_macs
 
-    total = 0
-
-    def conv_hook(m, inp, out):
-        nonlocal total
-        total += out.numel() * m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-
-    def lin_hook(m, inp, out):
-        nonlocal total
-        total += out.numel() * m.in_features
-
-    hooks = []
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(lin_hook))
-    try:
-        with torch.inference_mode():
-            module(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return int(total)
+    return zoo_macs(module, x, attention=False)
 
 
 def export_tflite(module, x, path: str | Path) -> dict[str, Any]:

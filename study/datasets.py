@@ -73,3 +73,60 @@ def read_fingerprint(path: Path) -> dict[str, Any]:
 
 def read_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
+
+
+# --------------------------------------------------------------------------- the datasets' columns
+def columns_of(root: Path) -> dict[str, dict[str, str]]:
+    """Every dataset under ``root`` (a device's data folder, ``data/<device>``): its path
+    relative to ``root`` -> {column: Arrow type}, in path order. The raw logs and the
+    independent runs' copies under ``raw/`` are left out (their names vary by run)."""
+    out = {}
+    for p in sorted(root.rglob("*.parquet")):
+        rel = p.relative_to(root).as_posix()
+        if rel.split("/", 1)[0] == "raw":
+            continue
+        out[rel] = {f.name: str(f.type) for f in pq.read_schema(p)}
+    return out
+
+
+def same_kind(recorded: str, found: str) -> bool:
+    """Arrow types that the same code writes for the same column: equal but for ``large_``
+    (string offsets), or one is ``null`` (a column with no value in this run), or both
+    numbers (an integer column with a missing value is written as floating point)."""
+    def number(t: str) -> bool:
+        return t.startswith(("int", "uint", "float", "double", "halffloat"))
+
+    recorded, found = recorded.removeprefix("large_"), found.removeprefix("large_")
+    return recorded == found or "null" in (recorded, found) or (number(recorded) and number(found))
+
+
+def column_problems(recorded: dict[str, dict[str, str]], found: dict[str, dict[str, str]],
+                    missing_ok: Any = None) -> list[str]:
+    """How ``found`` (``columns_of``) departs from ``recorded``: a recorded dataset absent
+    (unless ``missing_ok(path)``), a column gained or lost, a column of another kind
+    (``same_kind``). Datasets that only ``found`` has, and the order of columns, are not
+    problems."""
+    out = []
+    for rel, cols in recorded.items():
+        if rel not in found:
+            if not (missing_ok and missing_ok(rel)):
+                out.append(f"{rel}: missing")
+            continue
+        have = found[rel]
+        gone, new = [c for c in cols if c not in have], [c for c in have if c not in cols]
+        if gone or new:
+            out.append(f"{rel}: columns lost {gone}, gained {new}")
+        out.extend(f"{rel}: {c} is {have[c]}, was {t}" for c, t in cols.items() if c in have and not same_kind(t, have[c]))
+    return out
+
+
+if __name__ == "__main__":
+    # python -m study.datasets [DEVICE_FOLDER [OUT]]: record the columns of a run's datasets
+    # (default: data/local -> tests/dataset_columns.json, the reference of tests/test_dataset_columns.py)
+    import sys
+
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else paths.device_data("local")
+    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else paths.ROOT / "tests" / "dataset_columns.json"
+    cols = columns_of(src)
+    dst.write_text(json.dumps(cols, indent=1) + "\n")
+    print(f"{dst}: the columns of {len(cols)} datasets under {src}")

@@ -181,6 +181,18 @@ def _block_matrix(df: pd.DataFrame, blocks: np.ndarray, cols: Sequence[str],
     return out
 
 
+def _block_sums(g: pd.DataFrame, cols: Sequence[str], key: str, order: Sequence[str], n_boot: int, seed: int):
+    """For each value of ``key`` in ``order`` that ``g`` has: (value, its per-block sums of
+    ``cols`` (``_block_matrix``), its row count, the bootstrap's block indices, the row
+    count of each resample); every value is resampled with the same blocks."""
+    blocks = np.sort(g.block.unique())
+    idx = _boot_index(len(blocks), n_boot, seed)
+    mats = _block_matrix(g, blocks, cols, key)
+    for v in [v for v in order if v in mats]:
+        m = mats[v]
+        yield v, m, m["n"].sum(), idx, m["n"][idx].sum(1)
+
+
 def error_summary(pred: pd.DataFrame, by: Sequence[str] = ("estimator",), block_seconds: float = 3.0,
                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """MAPE (%), RMSE (ms), within-10% share (%) and mean signed error (%) per group, each
@@ -198,13 +210,8 @@ def error_summary(pred: pd.DataFrame, by: Sequence[str] = ("estimator",), block_
     groups = p.groupby(outer, sort=True) if outer else [((), p)]
     for okey, g in groups:
         okey = okey if isinstance(okey, tuple) else (okey,)
-        blocks = np.sort(g.block.unique())
-        idx = _boot_index(len(blocks), n_boot, seed)
-        mats = _block_matrix(g, blocks, ["ape", "sq_error", "w10", "spe"], "estimator")
-        for est in [e for e in ESTIMATORS if e in mats]:
-            m = mats[est]
-            n = m["n"].sum()
-            nb = m["n"][idx].sum(1)
+        for est, m, n, idx, nb in _block_sums(g, ["ape", "sq_error", "w10", "spe"], "estimator", ESTIMATORS, n_boot,
+                                              seed):
             with np.errstate(invalid="ignore", divide="ignore"):
                 mape_b = m["ape"][idx].sum(1) / nb * 100
                 rmse_b = np.sqrt(m["sq_error"][idx].sum(1) / nb)
@@ -213,7 +220,7 @@ def error_summary(pred: pd.DataFrame, by: Sequence[str] = ("estimator",), block_
             rmse = float(np.sqrt(m["sq_error"].sum() / n))
             w = m["w10"].sum() / n * 100
             rows.append({**dict(zip(outer, okey)), "estimator": est, "family": FAMILY[est], "n": int(n),
-                         "n_blocks": int(len(blocks)), "mape_pct": mape, "mape_lo": _ci(mape_b)[0],
+                         "n_blocks": int(idx.shape[1]), "mape_pct": mape, "mape_lo": _ci(mape_b)[0],
                          "mape_hi": _ci(mape_b)[1], "rmse_ms": rmse, "rmse_lo": _ci(rmse_b)[0],
                          "rmse_hi": _ci(rmse_b)[1], "within10_pct": w, "within10_lo": _ci(w_b)[0],
                          "within10_hi": _ci(w_b)[1], "bias_pct": m["spe"].sum() / n * 100})
@@ -346,13 +353,8 @@ def regret_summary(dec: pd.DataFrame, block_seconds: float = 3.0, n_boot: int = 
     parts = [(m, d[d.model == m]) for m in models] + ([("all", d)] if len(models) > 1 else [])
     rows = []
     for m, g in parts:
-        blocks = np.sort(g.block.unique())
-        idx = _boot_index(len(blocks), n_boot, seed)
-        mats = _block_matrix(g, blocks, ["achieved_ms", "regret_ms", "match", "oracle_ms"], "policy")
-        for pol in [p for p in POLICIES if p in mats]:
-            x = mats[pol]
-            n = x["n"].sum()
-            nb = x["n"][idx].sum(1)
+        for pol, x, n, idx, nb in _block_sums(g, ["achieved_ms", "regret_ms", "match", "oracle_ms"], "policy", POLICIES,
+                                              n_boot, seed):
             with np.errstate(invalid="ignore", divide="ignore"):
                 ach_b = x["achieved_ms"][idx].sum(1) / nb
                 reg_b = x["regret_ms"][idx].sum(1) / nb

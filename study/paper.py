@@ -484,10 +484,21 @@ def _rect(j, i):
 
 
 # --- each finding's main result, faceted by device ---------------------------------------
+def _yerr(df: pd.DataFrame, value: str, lo: str, hi: str) -> list[pd.Series]:
+    """Asymmetric error bars of column ``value`` from its interval columns (never negative)."""
+    return [(df[value] - df[lo]).clip(lower=0), (df[hi] - df[value]).clip(lower=0)]
+
+
+def _bars_with_ci(ax, df: pd.DataFrame, value: str, lo: str, hi: str, colors: list[str]) -> np.ndarray:
+    """One bar per row of ``df`` with its 95% interval; returns the bars' positions."""
+    x = np.arange(len(df))
+    ax.bar(x, df[value], color=colors)
+    ax.errorbar(x, df[value], yerr=_yerr(df, value, lo, hi), fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    return x
+
+
 def _panel_rigor(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    cs = tables.get("coverage_summary")
-    if cs is None or cs.empty:
-        return False
+    cs = tables["coverage_summary"]
     lab = ["harness CI" if "order" in str(i) else "rerun interval" for i in cs["interval"]]
     ax.bar(range(len(cs)), cs["share"], color=["#4C72B0", "#DD8452"][: len(cs)])
     for i, r in enumerate(cs.itertuples()):
@@ -501,9 +512,7 @@ def _panel_rigor(ax, tables: dict[str, pd.DataFrame]) -> bool:
 def _panel_operator_support(ax, tables: dict[str, pd.DataFrame]) -> bool:
     from study.plotting import mark_paper
 
-    co = tables.get("coexec")
-    if co is None or co.empty:
-        return False
+    co = tables["coexec"]
     rep = "tflite graph" if (co["representation"] == "tflite graph").any() else co["representation"].iloc[0]
     s = co[co["representation"] == rep].drop_duplicates("model")
     ax.bar(range(len(s)), s["unsplittable_count_share"], color="#4C72B0")
@@ -518,9 +527,7 @@ def _panel_operator_support(ax, tables: dict[str, pd.DataFrame]) -> bool:
 def _panel_mulayer_overhead(ax, tables: dict[str, pd.DataFrame]) -> bool:
     from study.plotting import mark_paper
 
-    sd = tables.get("slowdown")
-    if sd is None or sd.empty:
-        return False
+    sd = tables["slowdown"]
     sd = sd[sd["reference"] == "best single"]
     if "variant" in sd and (sd["variant"] == "best r").any():
         sd = sd[sd["variant"] == "best r"]
@@ -528,9 +535,8 @@ def _panel_mulayer_overhead(ax, tables: dict[str, pd.DataFrame]) -> bool:
     if sd.empty:
         return False
     x = np.arange(len(sd))
-    ax.errorbar(x, sd["ratio"], yerr=[(sd["ratio"] - sd["ci_lo"]).clip(lower=0),
-                                      (sd["ci_hi"] - sd["ratio"]).clip(lower=0)],
-                fmt="o", color="#8172B3", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.errorbar(x, sd["ratio"], yerr=_yerr(sd, "ratio", "ci_lo", "ci_hi"), fmt="o", color="#8172B3", ecolor="black",
+                elinewidth=0.8, capsize=2)
     ax.axhline(1.0, color="#777777", ls=":", lw=1)
     for lab, v in C.CLAIMS["C3"].reference.items():
         mark_paper(ax, v, lab)
@@ -539,9 +545,7 @@ def _panel_mulayer_overhead(ax, tables: dict[str, pd.DataFrame]) -> bool:
 
 
 def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    sd = tables.get("slowdown")
-    if sd is None or sd.empty:
-        return False
+    sd = tables["slowdown"]
     sd = sd[sd["available"].map(C._is_true) & sd["slowdown"].notna()]
     # the C5 form: competitors of the processor's own kind on the same cores (and the no-competitor baseline)
     own = sd[(sd["kind"] == sd["processor"]) & (sd["placement"].isin(["same"]))]
@@ -549,9 +553,8 @@ def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
     drew = False
     for sut, g in pd.concat([base, own]).groupby("sut", sort=True):
         g = g.sort_values("n_competitors")
-        ax.errorbar(g["n_competitors"], g["slowdown"], yerr=[(g["slowdown"] - g["ci_lo"]).clip(lower=0),
-                                                             (g["ci_hi"] - g["slowdown"]).clip(lower=0)],
-                    fmt="o-", ms=4, capsize=2, lw=1, label=sut)
+        ax.errorbar(g["n_competitors"], g["slowdown"], yerr=_yerr(g, "slowdown", "ci_lo", "ci_hi"), fmt="o-", ms=4,
+                    capsize=2, lw=1, label=sut)
         drew = True
     if drew:
         ax.axhline(1.0, color="#777777", ls=":", lw=1)
@@ -561,30 +564,19 @@ def _panel_contention(ax, tables: dict[str, pd.DataFrame]) -> bool:
 
 
 def _panel_profiling_error(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    er = tables.get("errors")
-    if er is None or er.empty:
-        return False
+    er = tables["errors"]
     colors = {"offline": "#4C72B0", "runtime": "#DD8452"}
-    x = np.arange(len(er))
-    ax.bar(x, er["mape_pct"], color=[colors.get(f, "#937860") for f in er["family"]])
-    ax.errorbar(x, er["mape_pct"], yerr=[(er["mape_pct"] - er["mape_lo"]).clip(lower=0),
-                                         (er["mape_hi"] - er["mape_pct"]).clip(lower=0)],
-                fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    x = _bars_with_ci(ax, er, "mape_pct", "mape_lo", "mape_hi", [colors.get(f, "#937860") for f in er["family"]])
     ax.set_xticks(x, er["estimator"], rotation=60, ha="right", fontsize=6)
     return True
 
 
 def _panel_frame_reuse(ax, tables: dict[str, pd.DataFrame]) -> bool:
-    cm = tables.get("c8_by_mechanism")
-    if cm is None or cm.empty:
-        return False
+    cm = tables["c8_by_mechanism"]
     if (cm["models"] == "all models").any():
         cm = cm[cm["models"] == "all models"]
-    x = np.arange(len(cm))
-    ax.bar(x, cm["reduction"], color=[VERDICT_COLORS.get(v, "#937860") for v in cm["verdict"]])
-    ax.errorbar(x, cm["reduction"], yerr=[(cm["reduction"] - cm["red_ci_lo"]).clip(lower=0),
-                                          (cm["red_ci_hi"] - cm["reduction"]).clip(lower=0)],
-                fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    x = _bars_with_ci(ax, cm, "reduction", "red_ci_lo", "red_ci_hi",
+                      [VERDICT_COLORS.get(v, "#937860") for v in cm["verdict"]])
     ax.axhline(C.CLAIMS["C8"].null, color="#777777", ls=":", lw=1)
     ax.set_xticks(x, cm["mechanism"] + " / " + cm["processor"], rotation=30, ha="right", fontsize=7)
     return True
@@ -593,7 +585,7 @@ def _panel_frame_reuse(ax, tables: dict[str, pd.DataFrame]) -> bool:
 def panel_spec(finding: str):
     """A finding's panel: its ``study.stages`` entry's ``Panel`` (tables, title, y label) drawn
     by ``_panel_<finding>`` here or by the finding module's own ``paper_panel(ax, tables) ->
-    bool``; None where it has neither."""
+    bool`` (called only where each of the tables has rows); None where it has neither."""
     spec = stages.BY_NAME[finding].panel if finding in stages.BY_NAME else None
     if spec is None:
         return None
@@ -632,7 +624,7 @@ def faceted_figure(finding: str, fs: list[explore.DeviceFolder]):
     for k, (d, t) in enumerate(have):
         ax = axes[k // ncol, k % ncol]
         try:
-            ok, why = bool(draw(ax, t)), "no rows"
+            ok, why = not any(v.empty for v in t.values()) and bool(draw(ax, t)), "no rows"
         except Exception as e:  # noqa: BLE001 - a finding's table changed shape: say so, keep the report
             ok, why = False, f"could not draw: {type(e).__name__}: {e}"[:120]
             warnings.warn(f"paper: {finding} panel for {d.label}: {why}", stacklevel=2)

@@ -21,7 +21,8 @@ precision, computed, converted back to the GPU's type and concatenated on the GP
 conversions count as transfer time. It reuses the engine's module wrapping
 (``wrap_split``), ``ModelRuntime``, ``Pair.infer`` (one inference and its time
 breakdown, ``decompose_steps``) and its per-layer profile (``profile_layers`` /
-``predict_ratios``) unchanged; only ``load`` and ``split`` are its own.
+``predict_ratios``) unchanged; only ``load`` and the two forms of a split layer
+(``_alone_a``, ``_split``) are its own.
 
 ``device='cpu'`` runs the "GPU" side on the CPU as well (no CUDA events; host clock):
 for tests on machines without a GPU; every reported number comes from ``'cuda'``.
@@ -174,21 +175,19 @@ class PrecisionPair(cx.Pair):
             return self.int8_part(rt, name, k_a, units)(xb.float())
         return cx.part_forward(rt.layers_b[name], xb.to(self.dtype_b), k_a, units)
 
-    # one split layer -----------------------------------------------------------------
-    def split(self, rt, name, layer, x):
-        units, k_b = rt.k_b(name, layer)
-        if k_b == 0:
-            if not rt.profiling:
-                return layer(x)
-            self.sync()
-            t1 = now()
-            tok = self._start(name)
-            y = layer(x)
-            ca = self._wait_ns(self._stop(name, tok))
-            w = now() - t1
-            self.steps.append(cx.Step("alone_a", name, units, 0, 0, ca, 0, w, 0, 0, 0, w))
-            return y
-        k_a = units - k_b
+    # one split layer (the engine's Pair.split chooses between the two) ------------------
+    def _alone_a(self, name, units, layer, x):
+        self.sync()
+        t1 = now()
+        tok = self._start(name)
+        y = layer(x)
+        ca = self._wait_ns(self._stop(name, tok))
+        w = now() - t1
+        self.steps.append(cx.Step("alone_a", name, units, 0, 0, ca, 0, w, 0, 0, 0, w))
+        return y
+
+    def _split(self, rt, name, layer, x, k_a, units):
+        k_b = units - k_a
         self.sync()  # a's preceding work (operators that are not split) is done: solo time
         t1 = now()
         xb = self._host_copy((rt.key, name, "in"), cx.part_input(layer, x, k_a, units))

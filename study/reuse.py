@@ -388,16 +388,7 @@ def split_model(name: str, module) -> Split:
         where = "stem (conv 7x7/2, max-pool/2) + layer1 (3 bottlenecks), stride 4, 256 channels"
     elif name == "fast_style_transfer":
         early = module.conv1  # reflection pad + 9x9 conv; in1 (instance norm) is global: it starts the rest
-        m = module
-
-        def rest(f):
-            y = F.relu(m.in1(f))
-            y = F.relu(m.in2(m.conv2(y)))
-            y = F.relu(m.in3(m.conv3(y)))
-            y = m.res(y)
-            y = F.relu(m.in4(m.up1(y)))
-            y = F.relu(m.in5(m.up2(y)))
-            return m.conv_out(y)
+        rest = module.after_conv1
 
         where = "conv1 (9x9, stride 1, 32 channels): the first instance norm, a whole-map operator, ends the local prefix"
     else:

@@ -262,6 +262,29 @@ def _low_high(default, item, lo, hi, help: str, *, positive: bool = True) -> Fie
                  check=check, help=f"[low, high]: {help}")
 
 
+def _candidates(help: str) -> Field:
+    return _names(pattern=CANDIDATE, names="candidate",
+                  default=["litert/cpu/g0", "litert/cpu/g1", "litert/cpu/all", "litert/gpu/all", "torch/gpu/all"],
+                  help=help)
+
+
+def _scenario(seconds: tuple[float, float], what: str, seed_draws: str, phase_seconds: list[float]) -> dict[str, Field]:
+    """The fields of a dynamic contention scenario (finding 4's generator, which the
+    adaptive runtime replays): its length, seed, phases and competitors."""
+    return {
+        "scenario_seconds": _seconds(seconds[0], seconds[1], 3600.0, help=f"length of the {what}"),
+        "scenario_seed": Field(int, 0, min=0, max=2**32 - 1, help=f"with `seed`, draws {seed_draws}"),
+        "phase_kinds": Field(list, list(PHASE_KINDS), choices=PHASE_KINDS, item=str),
+        "phase_seconds": _low_high(phase_seconds, (int, float), 0.0, 3600.0, "phase length range (s)"),
+        "burst_seconds": _low_high([0.3, 1.2], (int, float), 0.0, 3600.0, "on/off period range in bursts (s)"),
+        "cpu_competitors": _low_high([1, 2], int, 0, 64, "CPU competitors per cpu/burst phase"),
+        "memory_competitors": _low_high([1, 1], int, 0, 64, "memory competitors per memory phase"),
+        "gpu_competitors": _low_high([1, 1], int, 0, 64, "GPU competitors per gpu phase"),
+        "competitor_groups": _names(pattern=CORE_GROUP, names="core_group", default=["g0", "g1", "all"],
+                                    help="core groups CPU/memory competitors are pinned to (drawn per phase)"),
+    }
+
+
 COMMON: dict[str, Field] = {
     "device": Field(str, "local", pattern=DEVICE_SPEC, names="device", help="local | adb:SERIAL"),
     "profile": Field(str, "quick", choices=PROFILES),
@@ -439,19 +462,8 @@ CONTENTION: dict[str, Field] = {
 
 PROFILING_ERROR: dict[str, Field] = {
     "models": _names(default=["mobilenet_v2"], help="models run in the scenario"),
-    "candidates": _names(pattern=CANDIDATE, names="candidate",
-                         default=["litert/cpu/g0", "litert/cpu/g1", "litert/cpu/all", "litert/gpu/all", "torch/gpu/all"],
-                         help="engine/processor/core_group a scheduler chooses between"),
-    "scenario_seconds": _seconds(75.0, 5.0, 3600.0, help="length of the dynamic scenario"),
-    "scenario_seed": Field(int, 0, min=0, max=2**32 - 1, help="with `seed`, draws the schedule and the per-step order"),
-    "phase_kinds": Field(list, list(PHASE_KINDS), choices=PHASE_KINDS, item=str),
-    "phase_seconds": _low_high([4.0, 9.0], (int, float), 0.0, 3600.0, "phase length range (s)"),
-    "burst_seconds": _low_high([0.3, 1.2], (int, float), 0.0, 3600.0, "on/off period range in bursts (s)"),
-    "cpu_competitors": _low_high([1, 2], int, 0, 64, "CPU competitors per cpu/burst phase"),
-    "memory_competitors": _low_high([1, 1], int, 0, 64, "memory competitors per memory phase"),
-    "gpu_competitors": _low_high([1, 1], int, 0, 64, "GPU competitors per gpu phase"),
-    "competitor_groups": _names(pattern=CORE_GROUP, names="core_group", default=["g0", "g1", "all"],
-                                help="core groups CPU/memory competitors are pinned to (drawn per phase)"),
+    "candidates": _candidates("engine/processor/core_group a scheduler chooses between"),
+    **_scenario((75.0, 5.0), "dynamic scenario", "the schedule and the per-step order", [4.0, 9.0]),
     "sensor_interval_s": _seconds(2.0, 0.1, 600.0, help="sensor reads between phase changes"),
     "op_runs": Field(int, 5, min=1, max=1000, help="timed runs per operator (median) for the operator sum"),
     "window": Field(int, 8, min=1, max=10000, help="sliding window of the runtime profiler (observations)"),
@@ -468,23 +480,12 @@ LOAD = rf"none|((cpu|memory|gpu)[0-9]{{1,2}}@({CORE_GROUP}))(\+(cpu|memory|gpu)[
 
 ADAPTIVE_RUNTIME: dict[str, Field] = {
     "models": _names(default=["mobilenet_v2"], help="models served (the first decides C11)"),
-    "candidates": _names(pattern=CANDIDATE, names="candidate",
-                         default=["litert/cpu/g0", "litert/cpu/g1", "litert/cpu/all", "litert/gpu/all", "torch/gpu/all"],
-                         help="engine/processor/core_group the runtime chooses between (absent ones are placed)"),
+    "candidates": _candidates("engine/processor/core_group the runtime chooses between (absent ones are placed)"),
     "runs": Field(int, 3, min=1, max=100, help="independent runs, each a fresh process"),
     "stationary": Field(list, ["none", "cpu1@g0", "cpu1@g1"], item=str, pattern=LOAD,
                         help="stationary conditions: competitor loads on for a whole condition"),
     "stationary_seconds": _seconds(5.0, 1.0, 3600.0, help="length of each stationary condition"),
-    "scenario_seconds": _seconds(20.0, 2.0, 3600.0, help="length of the dynamic scenario (finding 4's generator)"),
-    "scenario_seed": Field(int, 0, min=0, max=2**32 - 1, help="with `seed`, draws the dynamic schedule"),
-    "phase_kinds": Field(list, list(PHASE_KINDS), choices=PHASE_KINDS, item=str),
-    "phase_seconds": _low_high([2.0, 5.0], (int, float), 0.0, 3600.0, "phase length range (s)"),
-    "burst_seconds": _low_high([0.3, 1.2], (int, float), 0.0, 3600.0, "on/off period range in bursts (s)"),
-    "cpu_competitors": _low_high([1, 2], int, 0, 64, "CPU competitors per cpu/burst phase"),
-    "memory_competitors": _low_high([1, 1], int, 0, 64, "memory competitors per memory phase"),
-    "gpu_competitors": _low_high([1, 1], int, 0, 64, "GPU competitors per gpu phase"),
-    "competitor_groups": _names(pattern=CORE_GROUP, names="core_group", default=["g0", "g1", "all"],
-                                help="core groups CPU/memory competitors are pinned to (drawn per phase)"),
+    **_scenario((20.0, 2.0), "dynamic scenario (finding 4's generator)", "the dynamic schedule", [2.0, 5.0]),
     "offline_requests": Field(int, 15, min=1, max=10000, help="idle requests per candidate of the offline profile"),
     "window": Field(int, 16, min=1, max=10000, help="window of the runtime's estimators and change detection"),
     "ewma_alpha": Field(float, 0.3, min=0.001, max=1.0, help="EWMA weight of the newest observation"),

@@ -160,10 +160,7 @@ def _find_close(s: str, i: int, close: str = ")") -> int:
             i += 2
             continue
         if c == "'":
-            j = s.find("'", i + 1)
-            if j < 0:
-                raise ShellSyntax("unterminated '")
-            i = j + 1
+            i = _quoted(s, i, "sq")[1]
             continue
         if c == '"':
             i += 1
@@ -200,6 +197,15 @@ def _dollar(s: str, i: int) -> tuple[tuple, int]:
     return ("lit", "$"), i + 1
 
 
+def _quoted(s: str, i: int, kind: str) -> tuple[tuple[str, str], int]:
+    """The span quoted by ``s[i]`` (a ``'`` or a backquote) up to its closing twin: ((kind,
+    the text inside), the index after it)."""
+    j = s.find(s[i], i + 1)
+    if j < 0:
+        raise ShellSyntax(f"unterminated {s[i]}")
+    return (kind, s[i + 1:j]), j + 1
+
+
 def _lex_dq(s: str, i: int) -> tuple[list, int]:
     parts: list = []
     while i < len(s):
@@ -215,11 +221,8 @@ def _lex_dq(s: str, i: int) -> tuple[list, int]:
             parts.append(part)
             continue
         if c == "`":
-            j = s.find("`", i + 1)
-            if j < 0:
-                raise ShellSyntax("unterminated `")
-            parts.append(("sub", s[i + 1:j]))
-            i = j + 1
+            part, i = _quoted(s, i, "sub")
+            parts.append(part)
             continue
         parts.append(("lit", c))
         i += 1
@@ -252,23 +255,11 @@ def lex(s: str) -> list[tuple]:
             j = s.find("\n", i)
             i = len(s) if j < 0 else j
             continue
-        if c == "&":
+        if c in "&|":  # & && | ||
             flush()
-            if s.startswith("&&", i):
-                toks.append(("op", "&&"))
-                i += 2
-            else:
-                toks.append(("op", "&"))
-                i += 1
-            continue
-        if c == "|":
-            flush()
-            if s.startswith("||", i):
-                toks.append(("op", "||"))
-                i += 2
-            else:
-                toks.append(("op", "|"))
-                i += 1
+            op = c * 2 if s.startswith(c * 2, i) else c
+            toks.append(("op", op))
+            i += len(op)
             continue
         if c in "<>":
             fd = None
@@ -291,12 +282,9 @@ def lex(s: str) -> list[tuple]:
             raise ShellSyntax(f"syntax error: unexpected '{c}'")
         if cur is None:
             cur = []
-        if c == "'":
-            j = s.find("'", i + 1)
-            if j < 0:
-                raise ShellSyntax("unterminated '")
-            cur.append(("sq", s[i + 1:j]))
-            i = j + 1
+        if c in "'`":
+            part, i = _quoted(s, i, "sq" if c == "'" else "sub")
+            cur.append(part)
         elif c == '"':
             parts, i = _lex_dq(s, i + 1)
             cur.append(("dq", parts))
@@ -309,12 +297,6 @@ def lex(s: str) -> list[tuple]:
         elif c == "$":
             part, i = _dollar(s, i)
             cur.append(part)
-        elif c == "`":
-            j = s.find("`", i + 1)
-            if j < 0:
-                raise ShellSyntax("unterminated `")
-            cur.append(("sub", s[i + 1:j]))
-            i = j + 1
         else:
             cur.append(("lit", c))
             i += 1
@@ -973,6 +955,12 @@ class _Stream:
             del self.inbox[:n]
             return out
 
+    def read_header(self) -> tuple[bytes, int] | None:
+        """A sync-protocol header: (its 4-byte id, the little-endian uint32 after it); None
+        when the stream ends first."""
+        head = self.read_exact(8)
+        return None if head is None else (head[:4], struct.unpack("<I", head[4:])[0])
+
     def feed(self, data: bytes) -> None:
         with self.cv:
             self.inbox += data
@@ -1106,11 +1094,8 @@ class _Connection:
             s.write(out + err)
 
     def _sync(self, s: _Stream) -> None:
-        while True:
-            head = s.read_exact(8)
-            if head is None:
-                return
-            cmd, n = head[:4], struct.unpack("<I", head[4:])[0]
+        while (head := s.read_header()) is not None:  # until the stream ends
+            cmd, n = head
             if cmd == b"QUIT":
                 return
             arg = s.read_exact(n) if n else b""
@@ -1137,10 +1122,10 @@ class _Connection:
                 dest, _, mode = path.rpartition(",")
                 buf = bytearray()
                 while True:
-                    h = s.read_exact(8)
+                    h = s.read_header()
                     if h is None:
                         return
-                    kind, size = h[:4], struct.unpack("<I", h[4:])[0]
+                    kind, size = h
                     if kind == b"DATA":
                         chunk = s.read_exact(size)
                         if chunk is None:

@@ -1,13 +1,18 @@
 """Shared fixtures and helpers: a tiny model exported to .tflite and .onnx, a fake clock, the
-``needs_models`` marker, commands run with the virtual environment's tools first on PATH
-(``run_in_venv``), and a copy of the repository as a fresh git repository (``copy_repo``).
-Test modules import the helpers (``from conftest import copy_repo, run_in_venv``)."""
+``needs_models`` marker (``has_models``), ``has_cuda``, a finding's context for a tiny
+end-to-end run (``tiny_context``), the liveness of child processes
+(``alive``, ``cmdline``, ``wait_gone``), commands run with the virtual environment's tools
+first on PATH (``run_in_venv``), and a copy of the repository as a fresh git repository
+(``copy_repo``). Test modules import the helpers (``from conftest import copy_repo, run_in_venv``)."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,71 @@ def has_models() -> bool:
     from study import paths
 
     return paths.MODEL_MANIFEST.exists()
+
+
+#: a test that runs on the real model files (skipped where ``has_models()`` is False)
+needs_models = pytest.mark.needs_models
+
+
+@functools.lru_cache(maxsize=None)
+def has_cuda() -> bool:
+    """torch imports and sees a CUDA GPU."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper that is not us counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def wait_gone(pids, timeout: float = 6.0) -> list[int]:
+    """Pids still alive after ``timeout``; those that are competitor processes are killed (by
+    pid) so that a failing test leaves nothing behind."""
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if alive(p)]
+        time.sleep(0.05)
+    for pid in left:
+        if "study.competitors" in cmdline(pid):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def tiny_context(stage: str, root: Path, section: dict, harness: dict | None = None):
+    """A context for a small end-to-end run of ``stage``: the repository's common params (the
+    harness replaced by ``harness`` where given) and ``section`` checked against the stage
+    module's ``PARAMS``, its data and figures under ``root``."""
+    import importlib
+
+    from study import stages
+    from study.common import context
+    from study.config import check_section, load_params, validate_common
+
+    common = validate_common(load_params())
+    if harness is not None:
+        common["harness"] = harness
+    own = check_section(stage, section, importlib.import_module(stages.module_of(stage)).PARAMS)
+    ctx = context(stage, {**common, **own})
+    ctx.data_root, ctx.figures_root = root / "data", root / "figures"
+    return ctx
 
 
 def run_in_venv(cmd, cwd, timeout: float = 300, check: bool = False, **env) -> subprocess.CompletedProcess:

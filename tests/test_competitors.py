@@ -6,44 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from conftest import alive, cmdline, wait_gone
 from study.paths import ROOT
 from study import competitors as C
-
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper that is not us counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def wait_gone(pids, timeout=6.0) -> list[int]:
-    """Pids still alive after ``timeout``; those are killed (by pid) so that a failing
-    test leaves nothing behind."""
-    deadline = time.monotonic() + timeout
-    left = list(pids)
-    while left and time.monotonic() < deadline:
-        left = [p for p in left if alive(p)]
-        time.sleep(0.05)
-    for pid in left:
-        if "study.competitors" in cmdline(pid):
-            os.kill(pid, signal.SIGKILL)
-    return left
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 PARENT = r"""

@@ -11,26 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import has_models
+from conftest import has_cuda, has_models, needs_models, tiny_context
 from study import compress as C
 from study import cross_level as F
 from study.config import ParamError, check_section, load_params, validate_common
 
 HAS_MODELS = has_models()
 DEFAULTS = {k: f.default for k, f in F.PARAMS.items()}
-needs_models = pytest.mark.needs_models
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:
-        return False
-
-
-CUDA = _cuda()
+CUDA = has_cuda()
 
 
 def _clips_available() -> bool:
@@ -565,19 +553,12 @@ def test_coexec_units_say_why_without_a_gpu(tmp_path):
 
 # =========================================================================== end to end (CPU)
 def _tiny_ctx(tmp_path, **over):
-    from study.common import context
-
-    common = validate_common(load_params())
-    common["harness"] = dict(warmup=1, min_samples=3, max_samples=4, max_seconds=0.3, rel_ci_halfwidth=0.5,
-                             block_size=2, cooldown_s=0.0, below_floors=True, seed=0, confidence=0.95,
-                             max_open_sessions=6)
-    own = check_section("cross_level", {"models": ["face_detection_short_range", "mobilenet_v2"],
-                                        "calib_frames": 1, "fidelity_frames": 2, "frame_stride": 5,
-                                        "clips": ["carphone"], "n_boot": 200, "coexec_models": ["mobilenet_v2"],
-                                        **over}, F.PARAMS)
-    ctx = context("cross_level", {**common, **own})
-    ctx.data_root, ctx.figures_root = tmp_path / "data", tmp_path / "figures"
-    return ctx
+    harness = dict(warmup=1, min_samples=3, max_samples=4, max_seconds=0.3, rel_ci_halfwidth=0.5, block_size=2,
+                   cooldown_s=0.0, below_floors=True, seed=0, confidence=0.95, max_open_sessions=6)
+    return tiny_context("cross_level", tmp_path, {"models": ["face_detection_short_range", "mobilenet_v2"],
+                                                  "calib_frames": 1, "fidelity_frames": 2, "frame_stride": 5,
+                                                  "clips": ["carphone"], "n_boot": 200,
+                                                  "coexec_models": ["mobilenet_v2"], **over}, harness)
 
 
 @needs_models

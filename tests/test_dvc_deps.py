@@ -53,6 +53,7 @@ DYNAMIC = {
     "study.paper": _findings,              # every finding's claims_from_tables and paper_panel
     "study.reference": _findings,          # not run by a stage; declared for completeness
     "study.replicate": _own_module,        # an independent run: the finding's own measure and analyse
+    "study.engines.base": lambda stage: set(),  # Engine.version: the engine's own package (not study)
 }
 
 

@@ -10,26 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import has_models
+from conftest import has_cuda, has_models, needs_models, tiny_context
 from study import frame_reuse as F
 from study import mediapipe_io as mio
 from study import reuse
 from study.config import ParamError, check_section, load_params, validate_common
 
 HAS_MODELS = has_models()
-needs_models = pytest.mark.needs_models
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:
-        return False
-
-
-CUDA = _cuda()
+CUDA = has_cuda()
 
 
 def _has(mod: str) -> bool:
@@ -416,16 +404,10 @@ def test_params_validation():
 
 # --------------------------------------------------------------------------- end to end
 def _tiny_ctx(tmp_path, **over):
-    from study.common import context
-
-    common = validate_common(load_params())
-    own = check_section("frame_reuse", {"models": ["face_detection_short_range", "selfie_segmentation", "mobilenet_v2"],
-                                        "clips": ["carphone"], "frames": 6, "frame_thresholds": [4.0],
-                                        "region_thresholds": [8.0], "warmup_frames": 1, "memory_frames": 2,
-                                        "n_boot": 200, **over}, F.PARAMS)
-    ctx = context("frame_reuse", {**common, **own})
-    ctx.data_root, ctx.figures_root = tmp_path / "data", tmp_path / "figures"
-    return ctx
+    return tiny_context("frame_reuse", tmp_path, {
+        "models": ["face_detection_short_range", "selfie_segmentation", "mobilenet_v2"], "clips": ["carphone"],
+        "frames": 6, "frame_thresholds": [4.0], "region_thresholds": [8.0], "warmup_frames": 1, "memory_frames": 2,
+        "n_boot": 200, **over})
 
 
 @needs_models

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import has_models
+from conftest import has_cuda, has_models, needs_models
 from study import operator_support as F
 from study.config import ParamError, resolve
 from study.engines import PLACEMENT_COLUMNS
@@ -18,16 +18,6 @@ from study.measure import RawLog
 from study.paths import PARAMS
 
 HAS_MODELS = has_models()
-needs_models = pytest.mark.needs_models
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:
-        return False
 
 
 # --------------------------------------------------------------------------- synthetic tidy data
@@ -373,7 +363,7 @@ def test_run_end_to_end_on_cpu(tmp_path):
 
 
 # --------------------------------------------------------------------------- GPU paths (CUDA machine)
-@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not has_cuda(), reason="needs a CUDA GPU")
 @needs_models
 def test_gpu_delegation_is_measured(tmp_path):
     ctx = _ctx(tmp_path, models=["mobilenet_v2", "face_detection_short_range"], engines=["litert", "torch"],

@@ -1,6 +1,7 @@
 """End to end: `dvc repro` of the quick profile in a temporary copy of the repository,
-on this machine's CPU, then checks of what it wrote; a second `dvc repro` reruns
-nothing; a bad parameter stops the pipeline before any measured output is touched.
+on this machine's CPU, then checks of what it wrote (every dataset with the columns recorded
+in ``tests/dataset_columns.json``); a second `dvc repro` reruns nothing; a bad parameter stops
+the pipeline before any measured output is touched.
 
 Runs for several minutes (every stage, quick profile). Marked ``integration``.
 """
@@ -66,6 +67,18 @@ def test_every_stage_writes_its_outputs(reproduced):
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, f"{stage}: error cells in the executed notebook"
+
+
+def test_datasets_keep_their_recorded_columns(reproduced):
+    """Issue 18's must-show: every dataset of the quick run has the columns (and kinds of
+    column) that a quick run wrote before the refactor (``tests/dataset_columns.json``)."""
+    from study import datasets
+
+    repo, _ = reproduced
+    dev = yaml.safe_load((repo / "params.yaml").read_text())["device"]
+    recorded = json.loads((repo / "tests" / "dataset_columns.json").read_text())
+    problems = datasets.column_problems(recorded, datasets.columns_of(repo / "data" / dev))
+    assert not problems, "datasets changed schema:\n" + "\n".join(problems)
 
 
 def test_report_of_this_run_opens_in_chromium_with_every_claim(reproduced, tmp_path):

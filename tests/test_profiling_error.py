@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import has_models
+from conftest import alive, has_cuda, has_models, needs_models, wait_gone
 from study.paths import ROOT
 from study import estimators as E
 from study import profiling_error as F
@@ -22,41 +22,6 @@ from study.config import ParamError, resolve
 
 PARAMS = ROOT / "params.yaml"
 HAS_MODELS = has_models()
-needs_models = pytest.mark.needs_models
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:
-        return False
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def wait_gone(pids, timeout=3.0) -> list[int]:
-    """Pids still alive after ``timeout`` (then killed by pid if they are competitors)."""
-    deadline = time.monotonic() + timeout
-    left = list(pids)
-    while left and time.monotonic() < deadline:
-        left = [p for p in left if alive(p)]
-        time.sleep(0.05)
-    for pid in left:
-        try:
-            if b"study.competitors" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return left
 
 
 # --------------------------------------------------------------------------- schedule
@@ -503,7 +468,7 @@ def test_run_end_to_end_on_cpu(tmp_path):
 
 
 # --------------------------------------------------------------------------- GPU paths (CUDA machine)
-@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not has_cuda(), reason="needs a CUDA GPU")
 @needs_models
 def test_gpu_candidate_and_gpu_competitors(tmp_path):
     ctx = _ctx(tmp_path, candidates=["torch/gpu/all", "litert/cpu/all", "litert/gpu/all"], phase_kinds=["idle", "gpu"],

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import importlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -59,6 +61,18 @@ class Session(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    def timed_runs(self, runs: int, warmup: int = 0) -> list[int]:
+        """``warmup`` untimed runs, then the wall time (ns) of each of ``runs`` runs: a plain
+        loop (no stopping rule, no raw log) for operator slices and benchmarks."""
+        for _ in range(warmup):
+            self.run()
+        ts = []
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            self.run()
+            ts.append(time.perf_counter_ns() - t0)
+        return ts
+
     def __enter__(self):
         return self
 
@@ -70,6 +84,12 @@ class Engine(abc.ABC):
     name: str = "abstract"
     #: which processors the engine can target at all, with the device backend each needs
     processor_backends: dict[str, str] = {}
+    #: the form of a model the engine loads (``model.has(form)``; None: any model) and what
+    #: a model without it lacks, in words
+    model_form: str | None = None
+    model_form_text: str = ""
+    #: the Python package whose ``__version__`` is the engine's version
+    package: str | None = None
 
     def availability(self, device, processor: str, model=None) -> str | None:
         """``None`` if this engine can run ``model`` on ``processor`` of ``device``, else why not."""
@@ -84,7 +104,15 @@ class Engine(abc.ABC):
 
     def model_reason(self, model) -> str | None:
         """``None`` if the engine has a form of ``model`` it can load, else why not."""
-        return None
+        if self.model_form is None or model.has(self.model_form):
+            return None
+        return f"model {model.name} has no {self.model_form_text}"
+
+    def require_model(self, model) -> None:
+        """Raise ``EngineUnavailable`` (with ``model_reason``) unless the engine can load ``model``."""
+        why = self.model_reason(model)
+        if why is not None:
+            raise EngineUnavailable(why)
 
     def check(self, device, processor: str, model=None) -> None:
         why = self.availability(device, processor, model)
@@ -104,7 +132,7 @@ class Engine(abc.ABC):
         """Per-operator time (``OP_PROFILE_COLUMNS``), with the method that produced it."""
 
     def version(self) -> str:
-        return "?"
+        return "?" if self.package is None else importlib.import_module(self.package).__version__
 
 
 def seeded_inputs(shapes_dtypes: list[tuple[tuple[int, ...], Any]], seed: int = 0) -> list[np.ndarray]:

@@ -18,7 +18,6 @@ stay constant as in the whole model.
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +125,7 @@ def open_compiled(source: str | Path | bytes, processor: str, threads: int, *, m
 class LiteRTEngine(Engine):
     name = "litert"
     processor_backends = {"cpu": "xnnpack", "gpu": "vulkan"}
+    model_form, model_form_text = "tflite", ".tflite file"
 
     def version(self) -> str:
         from importlib import metadata
@@ -135,12 +135,8 @@ class LiteRTEngine(Engine):
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    def model_reason(self, model) -> str | None:
-        return None if model.has("tflite") else f"model {model.name} has no .tflite file"
-
     def open(self, model, processor: str, threads: int = 1, **options) -> LiteRTSession:
-        if not model.has("tflite"):
-            raise EngineUnavailable(self.model_reason(model))
+        self.require_model(model)
         return open_compiled(model.path("tflite"), processor, threads, model=model.name,
                              gpu_only=options.get("gpu_only", False), seed=options.get("seed", 0))
 
@@ -206,13 +202,7 @@ class LiteRTEngine(Engine):
             try:
                 s = open_compiled(tg.slice_model(path, tg.with_constant_producers(path, [o.index])), processor, threads,
                                   model=model.name)
-                for _ in range(warmup):
-                    s.run()
-                ts = []
-                for _ in range(runs):
-                    t0 = time.perf_counter_ns()
-                    s.run()
-                    ts.append(time.perf_counter_ns() - t0)
+                ts = s.timed_runs(runs, warmup)
                 row.update(time_ms=float(np.median(ts)) / 1e6, n=runs,
                            placed_on=processor if s.info["fully_accelerated"] else f"{processor}+cpu-fallback")
                 s.close()

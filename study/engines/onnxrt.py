@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.engines.base import OP_PROFILE_COLUMNS, PLACEMENT_COLUMNS, Engine, EngineUnavailable, Session, seeded_inputs
+from study.engines.base import OP_PROFILE_COLUMNS, PLACEMENT_COLUMNS, Engine, Session, seeded_inputs
 
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "gpu": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -59,18 +59,11 @@ def _input_sig(sess) -> list[tuple[tuple[int, ...], Any]]:
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
     processor_backends = {"cpu": "ort-cpu", "gpu": "ort-cuda"}
-
-    def version(self) -> str:
-        import onnxruntime as ort
-
-        return ort.__version__
-
-    def model_reason(self, model) -> str | None:
-        return None if model.has("onnx") else f"model {model.name} has no .onnx file (trained .tflite-only model)"
+    model_form, model_form_text = "onnx", ".onnx file (trained .tflite-only model)"
+    package = "onnxruntime"
 
     def open(self, model, processor: str, threads: int = 1, **options) -> OrtSession:
-        if not model.has("onnx"):
-            raise EngineUnavailable(self.model_reason(model))
+        self.require_model(model)
         sess = _session(str(model.path("onnx")), processor, threads)
         s = OrtSession(engine=self.name, processor=processor, model=model.name, threads=threads, sess=sess,
                        info={"providers": sess.get_providers()})

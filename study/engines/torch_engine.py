@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.engines.base import OP_PROFILE_COLUMNS, PLACEMENT_COLUMNS, Engine, EngineUnavailable, Session
+from study.engines.base import OP_PROFILE_COLUMNS, PLACEMENT_COLUMNS, Engine, Session
 
 
 def torch_device(processor: str) -> str:
@@ -53,20 +53,13 @@ class TorchSession(Session):
 class TorchEngine(Engine):
     name = "torch"
     processor_backends = {"cpu": "torch-cpu", "gpu": "cuda"}
-
-    def version(self) -> str:
-        import torch
-
-        return torch.__version__
-
-    def model_reason(self, model) -> str | None:
-        return None if model.has("torch") else f"model {model.name} has no PyTorch definition (.tflite-only)"
+    model_form, model_form_text = "torch", "PyTorch definition (.tflite-only)"
+    package = "torch"
 
     def load_module(self, model, processor: str):
         from study.models.zoo import build
 
-        if not model.has("torch"):
-            raise EngineUnavailable(self.model_reason(model))
+        self.require_model(model)
         return build(model.torch_zoo, model.seed).to(torch_device(processor))
 
     def open(self, model, processor: str, threads: int = 1, **options) -> TorchSession:

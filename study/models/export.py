@@ -12,7 +12,6 @@ others go on.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import shutil
 import time
@@ -38,14 +37,6 @@ def check_params(resolved: dict[str, Any], params: dict[str, Any]) -> None:
     if dup:
         raise ParamError(f"models: names {dup} appear twice (a user file named like a zoo/mediapipe model?)")
     _ = mediapipe_files(resolved["mediapipe"])
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mediapipe_files(names: list[str]) -> dict[str, Path]:
@@ -129,7 +120,7 @@ def export_zoo(name: str, out: Path, formats: list[str], seed: int, log=print) -
         ins, outs = _signature(out / f"{name}.tflite")
     return ModelSpec(name=name, source="zoo", task=entry.task, files=files, torch_zoo=name, seed=seed, inputs=ins,
                      outputs=outs, params=count_params(model), macs=count_macs(model, x),
-                     sha256={k: sha256(out / f"{name}.{k}") for k in files}, paper_name=entry.paper_name,
+                     sha256={k: paths.file_sha256(out / f"{name}.{k}") for k in files}, paper_name=entry.paper_name,
                      notes="; ".join([entry.notes] + notes).strip("; "))
 
 
@@ -149,7 +140,7 @@ def copy_tflite(name: str, src: Path, out: Path, source: str, task: str) -> Mode
 
         ins, outs = _onnx_signature(check_user_model(str(src.resolve().relative_to(paths.ROOT.resolve()))))
     return ModelSpec(name=name, source=source, task=task, files=files, inputs=ins, outputs=outs,
-                     sha256={k: sha256(dst) for k in files},
+                     sha256={k: paths.file_sha256(dst) for k in files},
                      paper_name=name,
                      notes=(f"copied from the mediapipe wheel: {'/'.join(src.parts[-4:])}" if source == "mediapipe"
                             else f"user file {src.name}"))

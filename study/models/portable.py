@@ -138,8 +138,6 @@ def pack(out: Path, manifest_path: Path = paths.MODEL_MANIFEST, models: list[str
 
 
 def unpack(src: Path, out: Path = paths.MODELS, seed: int = 0) -> list[str]:
-    from study.models.export import sha256
-
     bundle = json.loads((src / "bundle.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     models = []
@@ -154,7 +152,7 @@ def unpack(src: Path, out: Path = paths.MODELS, seed: int = 0) -> list[str]:
             else:
                 shutil.copyfile(src / name, dst)
             files[fmt] = str(dst.resolve().relative_to(paths.ROOT))
-        m = dict(m, files=files, sha256={f: sha256(paths.ROOT / p) for f, p in files.items()})
+        m = dict(m, files=files, sha256={f: paths.file_sha256(paths.ROOT / p) for f, p in files.items()})
         if m["source"] == "zoo":
             m["notes"] = (m.get("notes", "") + "; weights regenerated from per-tensor statistics "
                           f"(seed {seed + k}) after transfer: untrained weights, same graph").strip("; ")

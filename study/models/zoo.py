@@ -183,7 +183,11 @@ class FastStyleTransfer(nn.Module):
         self.conv_out = ConvLayer(32, 3, 9, 1)
 
     def forward(self, x):
-        y = F.relu(self.in1(self.conv1(x)))
+        return self.after_conv1(self.conv1(x))
+
+    def after_conv1(self, y):
+        """The network after its first convolution (frame reuse keeps ``conv1``'s output)."""
+        y = F.relu(self.in1(y))
         y = F.relu(self.in2(self.conv2(y)))
         y = F.relu(self.in3(self.conv3(y)))
         y = self.res(y)
@@ -265,7 +269,9 @@ class YoloDetector(nn.Module):
         self.heads = nn.ModuleList(
             nn.Sequential(CBS(c, 64, 3), CBS(64, 64, 3), nn.Conv2d(64, self.no, 1)) for c in (64, 128, 256))
 
-    def forward(self, x):
+    def top_down(self, x):
+        """The backbone and the top-down half of the PAN neck: (n3, n4, p5); n3 feeds the
+        stride-8 head."""
         x = self.b2(self.b1(self.b0(x)))
         p3 = self.b4(self.b3(x))
         p4 = self.b6(self.b5(p3))
@@ -273,9 +279,16 @@ class YoloDetector(nn.Module):
         up = F.interpolate(p5, scale_factor=2, mode="nearest")
         n4 = self.n1(torch.cat((up, p4), 1))
         up = F.interpolate(n4, scale_factor=2, mode="nearest")
-        n3 = self.n2(torch.cat((up, p3), 1))
+        return self.n2(torch.cat((up, p3), 1)), n4, p5
+
+    def bottom_up(self, n3, n4, p5):
+        """The bottom-up half of the neck: the inputs of the stride-16 and stride-32 heads."""
         o4 = self.n3(torch.cat((self.d1(n3), n4), 1))
-        o5 = self.n4(torch.cat((self.d2(o4), p5), 1))
+        return o4, self.n4(torch.cat((self.d2(o4), p5), 1))
+
+    def forward(self, x):
+        n3, n4, p5 = self.top_down(x)
+        o4, o5 = self.bottom_up(n3, n4, p5)
         outs = [h(f).flatten(2) for h, f in zip(self.heads, (n3, o4, o5))]
         return torch.cat(outs, 2).transpose(1, 2)
 
@@ -387,33 +400,43 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of conv and linear layers (plus attention matmuls), by forward hooks."""
+def forward_hooked(model: nn.Module, x: torch.Tensor, hook_for: Callable[[nn.Module], Callable | None]) -> None:
+    """One forward pass of ``model`` on ``x`` (inference mode) with the forward hook
+    ``hook_for(m)`` on every module ``m`` for which it returns one; the hooks are removed
+    afterwards, also when the pass fails."""
+    hooks = [m.register_forward_hook(h) for m in model.modules() if (h := hook_for(m)) is not None]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def count_macs(model: nn.Module, x: torch.Tensor, attention: bool = True) -> int:
+    """Multiply-accumulates of conv and linear layers (plus, with ``attention``, the
+    attention matmuls of each ``EncoderBlock``), by forward hooks."""
     total = 0
 
     def conv_hook(m, inp, out):
         nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        total += out.numel() * k
+        total += out.numel() * m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
 
     def lin_hook(m, inp, out):
         nonlocal total
         total += out.numel() * m.in_features
 
-    hooks = []
-    for m in model.modules():
+    def att_hook(m, inp, out):
+        nonlocal total
+        b, n, d = inp[0].shape
+        total += 2 * b * n * n * d
+
+    def hook_for(m):
         if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(lin_hook))
-        elif isinstance(m, EncoderBlock):
-            def att_hook(mod, inp, out):
-                nonlocal total
-                b, n, d = inp[0].shape
-                total += 2 * b * n * n * d
-            hooks.append(m.register_forward_hook(att_hook))
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
+            return conv_hook
+        if isinstance(m, nn.Linear):
+            return lin_hook
+        return att_hook if attention and isinstance(m, EncoderBlock) else None
+
+    forward_hooked(model, x, hook_for)
     return int(total)

@@ -33,6 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from study import coexec
+
 
 @dataclass
 class LayerModel:
@@ -54,17 +56,13 @@ class SplitModel:
     calibration: dict[str, Any] = field(default_factory=dict)
 
     def steps(self, r: float) -> int:
-        from study.coexec import units_b
-
-        return sum(1 for lay in self.layers if units_b(lay.units, r) > 0)
+        return sum(1 for lay in self.layers if coexec.units_b(lay.units, r) > 0)
 
     def predict(self, r: float, overhead: bool = True) -> float:
-        from study.coexec import units_b
-
         t = self.solo_ms
         c = self.step_overhead_ms if overhead else 0.0
         for lay in self.layers:
-            kb = units_b(lay.units, r)
+            kb = coexec.units_b(lay.units, r)
             if kb == 0:
                 t += lay.ta
                 continue
@@ -88,15 +86,8 @@ class SplitModel:
 
 def layer_models(recs: Sequence[dict[str, Any]], depthwise: dict[str, bool] | None = None) -> list[LayerModel]:
     """Per-layer medians from ``coexec.profile_layers`` records (ns -> ms)."""
-    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    order: list[str] = []
-    for r in recs:
-        by.setdefault((r["pass"], r["name"]), []).append(r)
-        if r["name"] not in order:
-            order.append(r["name"])
     out = []
-    for name in order:
-        ra, rb = by.get(("a", name), []), by.get(("b", name), [])
+    for name, ra, rb in coexec.profile_by_layer(recs):
         if not ra or not rb:
             continue
 
@@ -111,9 +102,7 @@ def layer_models(recs: Sequence[dict[str, Any]], depthwise: dict[str, bool] | No
 
 def depthwise_flags(rt) -> dict[str, bool]:
     """Layers whose parts need only their own input channels (grouped convolutions)."""
-    from study.coexec import split_units
-
-    return {n: split_units(layer)[2] is not None for n, layer in rt.layers.items()}
+    return {n: coexec.split_units(layer)[2] is not None for n, layer in rt.layers.items()}
 
 
 def build(recs: Sequence[dict[str, Any]], t_single_a_ms: float, depthwise: dict[str, bool] | None = None) -> SplitModel:
@@ -136,17 +125,13 @@ def calibrate(model: SplitModel, r_cal: float, measured_ms: Sequence[float]) -> 
 
 def profile_r_star(recs: Sequence[dict[str, Any]]) -> float:
     """Finding 2's profile-predicted split (compute balance only)."""
-    from study.coexec import predict_ratios
-
-    return float(predict_ratios(recs)[0])
+    return float(coexec.predict_ratios(recs)[0])
 
 
 def predict(pair, rt, profile_runs: int = 3, calib_runs: int = 5, t_single_a_ms: float | None = None,
             recs: Sequence[dict[str, Any]] | None = None) -> tuple[SplitModel, float, float]:
     """Profile (unless ``recs`` are given), calibrate at r* and predict: (model, r*, predicted r).
     The caller pins this process to ``a``'s cores."""
-    from study import coexec
-
     if recs is None:
         recs = coexec.profile_layers(pair, rt, profile_runs)
     if t_single_a_ms is None:

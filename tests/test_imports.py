@@ -21,3 +21,10 @@ def test_leaf_modules_import_nothing_of_the_study():
     g = SI.graph(module_level=False)
     for leaf in ("study.schema", "study.stages", "study.swap"):
         assert g[leaf] == set(), leaf
+
+
+def test_layout_doc_is_current():
+    """docs/layout.md (each finding's module, own helpers and notebook; the shared layers) is
+    generated from the import graph and the stage registry: a moved or new module makes it stale."""
+    doc = (SI.paths.ROOT / "docs" / "layout.md").read_text()
+    assert doc == SI.layout(), "docs/layout.md is stale: python tests/study_imports.py > docs/layout.md"

@@ -273,6 +273,7 @@ C9_STRATEGY_FINDING = "profiling_error"
 OUT_COLUMNS = ["claim", "finding", "form", "paper_claim", "text", "statistic", "hypothesis", "null", "effect", "ci_lo",
                "ci_hi", "p_value", "p_holm", "n", "paper_value", "paper_setting", "verdict", "finding_verdict",
                "reason", "rows", "device_class", "profile", "runs"]
+NUMERIC_COLUMNS = ("null", "effect", "ci_lo", "ci_hi", "p_value", "p_holm", "n", "rows", "runs")
 
 
 def findings() -> list[str]:
@@ -653,7 +654,15 @@ def evaluate_devices(per_device: Mapping[str, Mapping[str, pd.DataFrame | None]]
         df = evaluate(tables, alpha, (missing or {}).get(label), (devices or {}).get(label), form=form)
         df.insert(0, "device_label", label)
         frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["device_label"] + OUT_COLUMNS)
+    if not frames:
+        return pd.DataFrame(columns=["device_label"] + OUT_COLUMNS)
+    # a device with no rows of this form (a reference that measured other findings) gives an
+    # empty frame of object columns: left in, it turns the numbers of the others into text
+    out = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    for col in NUMERIC_COLUMNS:
+        if col in out:
+            out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out
 
 
 def cell(r: Mapping[str, Any]) -> str:

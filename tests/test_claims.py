@@ -327,3 +327,20 @@ def test_docs_claims_md_is_current():
     assert C.DOCS.read_text() == C.registry_markdown(), "docs/claims.md is stale: run python -m study.claims docs"
     for c in C.CLAIMS.values():
         assert f"## {c.id} " in C.DOCS.read_text()
+
+
+def test_evaluate_devices_keeps_numbers_when_a_device_has_no_rows_of_the_form():
+    # a reference that measured other findings has no host-form rows: its empty frame must not
+    # turn the other device's numbers into text (they are written to Parquet)
+    import pandas as pd
+    from study import claims as C
+
+    full = pd.DataFrame([{**{c: None for c in C.OUT_COLUMNS}, "claim": "C2", "effect": 1.5, "ci_lo": 1.2,
+                          "ci_hi": 1.8, "p_value": 0.01, "n": 40, "rows": 2, "runs": 3}])
+    orig = C.evaluate
+    try:
+        C.evaluate = lambda tables, *a, **k: full.copy() if tables else pd.DataFrame(columns=C.OUT_COLUMNS)
+        out = C.evaluate_devices({"a": {"x": 1}, "b": {}}, form="host")
+    finally:
+        C.evaluate = orig
+    assert len(out) == 1 and out["ci_lo"].dtype.kind == "f" and out["n"].dtype.kind in "iu"
